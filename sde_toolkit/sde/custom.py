@@ -1,0 +1,115 @@
+"""User-defined SDEs from functions."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from numba.core.registry import CPUDispatcher
+
+from .._jit import jit
+from .base import NOISE_TYPES, SDE, NumbaFace
+
+
+class FunctionSDE(SDE):
+    """An SDE from ``drift(x, t)`` and ``diffusion(x, t)`` on ``(n_paths, dim)`` arrays.
+
+    ``diffusion`` may also be a non-negative number (constant additive noise). When ``drift`` (and a callable
+    ``diffusion``) are Numba-jitted functions (``numba.njit``), the SDE declares a Numba face and runs on the
+    fused driver: the kernels are called per particle on ``(1, dim)`` views, so write them with array
+    operations that broadcast over rows. Any other callable runs on the batched driver.
+    """
+
+    methods = ("euler_maruyama", "milstein")
+
+    def __init__(self, drift, diffusion, dim: int, noise_type: str = "diagonal", noise_dim: int | None = None,
+                 additive: bool = False, diffusion_dx=None):
+        if not callable(drift):
+            raise TypeError(f"drift must be callable drift(x, t), got {type(drift).__name__}")
+        if int(dim) != dim or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim}")
+        if noise_type not in NOISE_TYPES:
+            raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
+        self.dim = int(dim)
+        self.noise_type = noise_type
+        if noise_type == "diagonal":
+            self.noise_dim = self.dim
+        elif noise_type == "scalar":
+            self.noise_dim = 1
+        else:
+            if noise_dim is None:
+                raise ValueError("noise_type='general' needs noise_dim")
+            self.noise_dim = int(noise_dim)
+        self._const = None
+        if isinstance(diffusion, numbers.Real):
+            if not np.isfinite(diffusion) or diffusion < 0:
+                raise ValueError(f"diffusion must be a finite number >= 0, got {diffusion}")
+            if noise_type == "general":
+                raise ValueError("a constant number as diffusion needs noise_type 'diagonal' or 'scalar'")
+            self._const = float(diffusion)
+            additive = True
+        elif not callable(diffusion):
+            raise TypeError(f"diffusion must be callable diffusion(x, t) or a number, got {type(diffusion).__name__}")
+        self._drift = drift
+        self._diffusion = diffusion
+        self._diffusion_dx = diffusion_dx
+        self.additive = bool(additive)
+        self.has_numba_face = isinstance(drift, CPUDispatcher) and (
+            self._const is not None or isinstance(diffusion, CPUDispatcher)
+        ) and noise_type != "general"
+
+    def drift(self, x, t):
+        return self._drift(x, t)
+
+    def diffusion(self, x, t):
+        if self._const is not None:
+            return np.full(np.shape(x), self._const)
+        return self._diffusion(x, t)
+
+    def diffusion_dx(self, x, t):
+        if self._const is not None:
+            return np.zeros(np.shape(x))
+        if self._diffusion_dx is None:
+            raise NotImplementedError("Milstein needs diffusion_dx=callable for a state-dependent diffusion")
+        return self._diffusion_dx(x, t)
+
+    def numba_face(self) -> NumbaFace:
+        if not self.has_numba_face:
+            raise NotImplementedError("FunctionSDE has a Numba face only when drift/diffusion are numba.njit functions")
+        d = self.dim
+        f = self._drift
+        c = self._const
+
+        def drift(x, t, out):
+            r = f(x.reshape((1, d)), t)
+            for i in range(d):
+                out[i] = r[0, i]
+
+        if c is not None:
+
+            def diffusion(x, t, out):
+                for i in range(d):
+                    out[i] = c
+
+            def diffusion_dx(x, t, out):
+                for i in range(d):
+                    out[i] = 0.0
+
+            return NumbaFace(jit(drift), jit(diffusion), jit(diffusion_dx))
+        g = self._diffusion
+
+        def diffusion(x, t, out):
+            r = g(x.reshape((1, d)), t)
+            for i in range(d):
+                out[i] = r[0, i]
+
+        gdx = self._diffusion_dx
+        if isinstance(gdx, CPUDispatcher):
+
+            def diffusion_dx(x, t, out):
+                r = gdx(x.reshape((1, d)), t)
+                for i in range(d):
+                    out[i] = r[0, i]
+
+            return NumbaFace(jit(drift), jit(diffusion), jit(diffusion_dx))
+        return NumbaFace(jit(drift), jit(diffusion))

@@ -1,0 +1,207 @@
+"""Ornstein–Uhlenbeck process."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.linalg as sla
+
+from .._jit import jit
+from .base import SDE, NumbaFace, as_float_array, check_psd
+from .distributions import Gaussian
+
+
+def _van_loan(theta: np.ndarray, S: np.ndarray, t: float):
+    """``(expm(-theta t), int_0^t e^{-theta s} S e^{-theta^T s} ds)`` by Van Loan's block exponential."""
+    d = theta.shape[0]
+    M = np.zeros((2 * d, 2 * d))
+    M[:d, :d] = theta
+    M[:d, d:] = S
+    M[d:, d:] = -theta.T
+    E = sla.expm(M * t)
+    F = E[d:, d:].T  # expm(-theta t)
+    Q = F @ E[:d, d:]
+    return F, 0.5 * (Q + Q.T)
+
+
+class OrnsteinUhlenbeck(SDE):
+    """``dX = -theta (X - mu) dt + sigma dW`` (Itô; additive noise, so EM has strong order 1).
+
+    Args:
+        theta: mean-reversion rate, a scalar or a ``(dim, dim)`` matrix (any real matrix; a stationary law
+            exists when all its eigenvalues have positive real part).
+        sigma: noise amplitude, a scalar >= 0, a ``(dim,)`` vector >= 0 (diagonal noise) or a ``(dim, m)``
+            matrix (general noise, ``D = sigma sigma^T``).
+        mu: long-time mean, scalar or ``(dim,)``.
+        dim: dimension when every parameter is scalar (default 1).
+
+    Facts: linear, additive; marginal ``N(mu + e^{-theta t}(x0 - mu), int_0^t e^{-theta s} S e^{-theta^T s} ds)``
+    with ``S = sigma sigma^T``; the stationary covariance solves ``theta P + P theta^T = S``.
+    """
+
+    has_numba_face = True
+    linear = True
+    methods = ("euler_maruyama", "milstein", "exact")
+
+    def __init__(self, theta, sigma, mu=0.0, dim: int | None = None):
+        theta = as_float_array(theta, "theta")
+        sigma = as_float_array(sigma, "sigma")
+        mu = as_float_array(mu, "mu")
+        dims = {a.shape[0] for a in (theta, sigma, mu) if a.ndim >= 1}
+        if dim is not None:
+            if int(dim) != dim or dim < 1:
+                raise ValueError(f"dim must be a positive integer, got {dim}")
+            dims.add(int(dim))
+        if len(dims) > 1:
+            raise ValueError(f"inconsistent dimensions: theta {theta.shape}, sigma {sigma.shape}, mu {mu.shape}, dim={dim}")
+        d = dims.pop() if dims else 1
+        if theta.ndim not in (0, 2) or (theta.ndim == 2 and theta.shape != (d, d)):
+            raise ValueError(f"theta must be a scalar or a ({d}, {d}) matrix, got shape {theta.shape}")
+        if mu.ndim not in (0, 1):
+            raise ValueError(f"mu must be a scalar or a ({d},) vector, got shape {mu.shape}")
+        check_psd(sigma, "sigma")
+        self.dim = d
+        self.scalar_params = theta.ndim == 0 and sigma.ndim == 0
+        self.theta_param, self.sigma_param, self.mu_param = theta, sigma, mu
+        self.theta = theta * np.eye(d) if theta.ndim == 0 else theta
+        self.mu = np.broadcast_to(mu, (d,)).astype(np.float64).copy()
+        if sigma.ndim == 2:
+            if sigma.shape[0] != d:
+                raise ValueError(f"sigma matrix must have {d} rows, got shape {sigma.shape}")
+            if np.allclose(sigma, np.diag(np.diag(sigma))) and sigma.shape[1] == d:
+                self.noise_type = "diagonal"
+                self.sigma_vec = np.diag(sigma).copy()
+                self.sigma = sigma
+            else:
+                self.noise_type = "general"
+                self.sigma = sigma
+                self.sigma_vec = None
+        else:
+            self.noise_type = "diagonal"
+            self.sigma_vec = np.broadcast_to(sigma, (d,)).astype(np.float64).copy()
+            self.sigma = np.diag(self.sigma_vec)
+        self.noise_dim = self.sigma.shape[1]
+        self.additive = True
+        self.theta_is_diag = bool(np.allclose(self.theta, np.diag(np.diag(self.theta))))
+
+    def __repr__(self):
+        return f"OrnsteinUhlenbeck(theta={self.theta_param.tolist()}, sigma={self.sigma_param.tolist()}, mu={self.mu_param.tolist()}, dim={self.dim})"
+
+    # batched face
+    def drift(self, x, t):
+        if self.theta_is_diag:
+            return -(x - self.mu) * np.diag(self.theta)
+        return -(x - self.mu) @ self.theta.T
+
+    def diffusion(self, x, t):
+        n = x.shape[0]
+        if self.noise_type == "general":
+            return np.broadcast_to(self.sigma, (n, *self.sigma.shape))
+        return np.broadcast_to(self.sigma_vec, (n, self.dim))
+
+    def diffusion_dx(self, x, t):
+        return np.zeros_like(x)
+
+    # closed forms
+    def _transition(self, h: float):
+        S = self.sigma @ self.sigma.T
+        if self.scalar_params:
+            th = float(self.theta_param)
+            F = math.exp(-th * h) * np.eye(self.dim)
+            if th == 0.0:
+                var = S[0, 0] * h
+            else:
+                var = S[0, 0] * (-math.expm1(-2.0 * th * h)) / (2.0 * th)
+            return F, var * np.eye(self.dim)
+        return _van_loan(self.theta, S, h)
+
+    def marginal(self, x0, t):
+        """``(mean, std)`` for scalar theta and sigma, else ``(mean, cov)``; ``mean`` has x0's shape."""
+        x0 = np.asarray(x0, dtype=np.float64)
+        t = float(t)
+        if t < 0:
+            raise ValueError(f"t must be >= 0, got {t}")
+        F, Q = self._transition(t)
+        mean = self.mu + (x0 - self.mu) @ F.T
+        if self.scalar_params:
+            return mean, math.sqrt(Q[0, 0])
+        return mean, Q
+
+    def stationary_cov(self) -> np.ndarray:
+        w = np.linalg.eigvals(self.theta)
+        if np.any(w.real <= 0):
+            raise ValueError(f"OU has no stationary law: theta has eigenvalues {w} with real part <= 0")
+        S = self.sigma @ self.sigma.T
+        P = sla.solve_continuous_lyapunov(self.theta, S)
+        return 0.5 * (P + P.T)
+
+    def stationary(self) -> Gaussian:
+        """``N(mu, P)`` with ``theta P + P theta^T = sigma sigma^T`` (Lyapunov)."""
+        return Gaussian(self.mu, self.stationary_cov())
+
+    def exact_step(self, x, t, h, z):
+        F, Q = self._transition(h)
+        L = np.linalg.cholesky(Q + 1e-300 * np.eye(self.dim)) if np.any(Q) else np.zeros_like(Q)
+        return self.mu + (x - self.mu) @ F.T + z[:, : self.dim] @ L.T
+
+    def exact_noise_dim(self) -> int:
+        return self.dim
+
+    # numba face
+    def numba_face(self) -> NumbaFace:
+        d = self.dim
+        mu = self.mu.copy()
+        theta = self.theta.copy()
+        sig = self.sigma.copy()
+        m = self.noise_dim
+        if self.theta_is_diag:
+            th = np.diag(self.theta).copy()
+
+            def drift(x, t, out):
+                for i in range(d):
+                    out[i] = -th[i] * (x[i] - mu[i])
+        else:
+
+            def drift(x, t, out):
+                for i in range(d):
+                    acc = 0.0
+                    for j in range(d):
+                        acc += theta[i, j] * (x[j] - mu[j])
+                    out[i] = -acc
+
+        if self.noise_type == "general":
+
+            def diffusion(x, t, out):
+                for i in range(d):
+                    for j in range(m):
+                        out[i, j] = sig[i, j]
+        else:
+            sv = self.sigma_vec.copy()
+
+            def diffusion(x, t, out):
+                for i in range(d):
+                    out[i] = sv[i]
+
+        def diffusion_dx(x, t, out):
+            for i in range(d):
+                out[i] = 0.0
+
+        model = self
+
+        def exact_step(h):
+            F, Q = model._transition(h)
+            L = np.linalg.cholesky(Q) if np.any(Q) else np.zeros_like(Q)
+            F = np.ascontiguousarray(F)
+            L = np.ascontiguousarray(L)
+
+            def step(x, t, z, out):
+                for i in range(d):
+                    acc = mu[i]
+                    for j in range(d):
+                        acc += F[i, j] * (x[j] - mu[j]) + L[i, j] * z[j]
+                    out[i] = acc
+
+            return jit(step)
+
+        return NumbaFace(jit(drift), jit(diffusion), jit(diffusion_dx), exact_step=exact_step)

@@ -1,0 +1,409 @@
+"""Potentials ``V(x)`` with an exact gradient, on ``(n, dim)`` arrays, plus a Numba face.
+
+Every potential provides ``energy(x) -> (n,)`` and ``grad(x) -> (n, dim)`` (NumPy), and
+``numba_energy()`` / ``numba_grad()`` returning per-point Numba kernels ``energy(x_row) -> float`` and
+``grad(x_row, out_row)``. ``dim`` is ``None`` for coordinate-wise potentials that work in any dimension
+(a sum over coordinates).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._jit import jit
+
+__all__ = [
+    "Potential",
+    "Harmonic",
+    "DoubleWell",
+    "GaussianMixture",
+    "MullerBrown",
+    "ExpressionPotential",
+    "from_expression",
+]
+
+
+class Potential(abc.ABC):
+    """Abstract potential energy ``V: R^dim -> R``."""
+
+    dim: int | None = None
+    has_numba_face = True
+
+    @abc.abstractmethod
+    def energy(self, x) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def grad(self, x) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def numba_energy(self): ...
+
+    @abc.abstractmethod
+    def numba_grad(self): ...
+
+    def _as2d(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[:, None] if (self.dim in (None, 1)) else x[None, :]
+        if x.ndim != 2:
+            raise ValueError(f"x must have shape (n, dim), got {x.shape}")
+        if self.dim is not None and x.shape[1] != self.dim:
+            raise ValueError(f"{type(self).__name__} is {self.dim}-dimensional, got x with shape {x.shape}")
+        return x
+
+    def check_dim(self, dim: int) -> None:
+        if self.dim is not None and dim != self.dim:
+            raise ValueError(f"{type(self).__name__} is {self.dim}-dimensional, not {dim}-dimensional")
+
+
+@dataclass(frozen=True)
+class Harmonic(Potential):
+    """``V(x) = k/2 |x - center|^2`` (``k``, ``center`` scalars; any dimension)."""
+
+    k: float = 1.0
+    center: float = 0.0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.k) and self.k > 0):
+            raise ValueError(f"Harmonic: k must be a positive finite number, got {self.k}")
+
+    def energy(self, x):
+        x = self._as2d(x)
+        return 0.5 * self.k * np.sum((x - self.center) ** 2, axis=1)
+
+    def grad(self, x):
+        x = self._as2d(x)
+        return self.k * (x - self.center)
+
+    def numba_energy(self):
+        k, c = float(self.k), float(self.center)
+
+        def energy(x):
+            s = 0.0
+            for i in range(x.shape[0]):
+                s += (x[i] - c) ** 2
+            return 0.5 * k * s
+
+        return jit(energy)
+
+    def numba_grad(self):
+        k, c = float(self.k), float(self.center)
+
+        def grad(x, out):
+            for i in range(x.shape[0]):
+                out[i] = k * (x[i] - c)
+
+        return jit(grad)
+
+
+@dataclass(frozen=True)
+class DoubleWell(Potential):
+    """``V(x) = a (x^2 - b)^2`` in 1-D; the sum over coordinates in nD. Minima at ``+-sqrt(b)``, barrier ``a b^2``."""
+
+    a: float = 1.0
+    b: float = 1.0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.a) and self.a > 0 and math.isfinite(self.b)):
+            raise ValueError(f"DoubleWell: need a > 0 and finite b, got a={self.a}, b={self.b}")
+
+    def energy(self, x):
+        x = self._as2d(x)
+        return self.a * np.sum((x**2 - self.b) ** 2, axis=1)
+
+    def grad(self, x):
+        x = self._as2d(x)
+        return 4.0 * self.a * x * (x**2 - self.b)
+
+    def numba_energy(self):
+        a, b = float(self.a), float(self.b)
+
+        def energy(x):
+            s = 0.0
+            for i in range(x.shape[0]):
+                s += (x[i] * x[i] - b) ** 2
+            return a * s
+
+        return jit(energy)
+
+    def numba_grad(self):
+        a4, b = 4.0 * float(self.a), float(self.b)
+
+        def grad(x, out):
+            for i in range(x.shape[0]):
+                out[i] = a4 * x[i] * (x[i] * x[i] - b)
+
+        return jit(grad)
+
+
+class GaussianMixture(Potential):
+    """``V(x) = -log sum_k w_k N(x; m_k, C_k)`` (normalized weights), so ``exp(-V)`` is the mixture density."""
+
+    def __init__(self, weights, means, covs):
+        w = np.asarray(weights, dtype=np.float64)
+        m = np.atleast_2d(np.asarray(means, dtype=np.float64))
+        if m.shape[0] != w.shape[0] and m.shape[1] == w.shape[0] and m.shape[0] == 1:
+            m = m.T  # 1-D means given as a flat list
+        c = np.asarray(covs, dtype=np.float64)
+        K, d = m.shape
+        if w.ndim != 1 or w.shape[0] != K:
+            raise ValueError(f"GaussianMixture: {w.shape[0] if w.ndim == 1 else w.shape} weights for {K} means")
+        if np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+            raise ValueError(f"GaussianMixture: weights must be non-negative and finite, got {w}")
+        if c.ndim == 0:
+            c = np.broadcast_to(c * np.eye(d), (K, d, d)).copy()
+        elif c.ndim == 1 and c.shape[0] == K:
+            c = c[:, None, None] * np.eye(d)[None]
+        elif c.ndim == 2 and c.shape == (d, d):
+            c = np.broadcast_to(c, (K, d, d)).copy()
+        if c.shape != (K, d, d):
+            raise ValueError(f"GaussianMixture: covs must be (K, d, d) = {(K, d, d)}, got {c.shape}")
+        for k in range(K):
+            if not np.allclose(c[k], c[k].T):
+                raise ValueError(f"GaussianMixture: covariance {k} is not symmetric")
+            if np.linalg.eigvalsh(c[k]).min() <= 0:
+                raise ValueError(f"GaussianMixture: covariance {k} is not positive definite")
+        self.weights = w / w.sum()
+        self.means = m
+        self.covs = c
+        self.dim = d
+        self.precs = np.linalg.inv(c)
+        self.log_norm = np.log(self.weights) - 0.5 * (d * np.log(2 * np.pi) + np.linalg.slogdet(c)[1])
+
+    def _logcomp(self, x):
+        diff = x[:, None, :] - self.means[None]  # (n, K, d)
+        maha = np.einsum("nkd,kde,nke->nk", diff, self.precs, diff)
+        return self.log_norm[None] - 0.5 * maha, diff
+
+    def energy(self, x):
+        x = self._as2d(x)
+        lc, _ = self._logcomp(x)
+        mx = lc.max(axis=1, keepdims=True)
+        return -(mx[:, 0] + np.log(np.exp(lc - mx).sum(axis=1)))
+
+    def grad(self, x):
+        x = self._as2d(x)
+        lc, diff = self._logcomp(x)
+        r = np.exp(lc - lc.max(axis=1, keepdims=True))
+        r /= r.sum(axis=1, keepdims=True)
+        return np.einsum("nk,kde,nke->nd", r, self.precs, diff)
+
+    def numba_energy(self):
+        means, precs, log_norm = self.means.copy(), self.precs.copy(), self.log_norm.copy()
+        K, d = means.shape
+
+        def energy(x):
+            lc = np.empty(K)
+            for k in range(K):
+                q = 0.0
+                for i in range(d):
+                    for j in range(d):
+                        q += (x[i] - means[k, i]) * precs[k, i, j] * (x[j] - means[k, j])
+                lc[k] = log_norm[k] - 0.5 * q
+            mx = lc.max()
+            s = 0.0
+            for k in range(K):
+                s += math.exp(lc[k] - mx)
+            return -(mx + math.log(s))
+
+        return jit(energy)
+
+    def numba_grad(self):
+        means, precs, log_norm = self.means.copy(), self.precs.copy(), self.log_norm.copy()
+        K, d = means.shape
+
+        def grad(x, out):
+            lc = np.empty(K)
+            for k in range(K):
+                q = 0.0
+                for i in range(d):
+                    for j in range(d):
+                        q += (x[i] - means[k, i]) * precs[k, i, j] * (x[j] - means[k, j])
+                lc[k] = log_norm[k] - 0.5 * q
+            mx = lc.max()
+            s = 0.0
+            for k in range(K):
+                lc[k] = math.exp(lc[k] - mx)
+                s += lc[k]
+            for i in range(d):
+                out[i] = 0.0
+            for k in range(K):
+                r = lc[k] / s
+                for i in range(d):
+                    acc = 0.0
+                    for j in range(d):
+                        acc += precs[k, i, j] * (x[j] - means[k, j])
+                    out[i] += r * acc
+
+        return jit(grad)
+
+
+@dataclass(frozen=True)
+class MullerBrown(Potential):
+    """The Müller–Brown potential (2-D), ``scale`` times the classic parameters (Müller & Brown 1979).
+
+    Minima near (-0.558, 1.442), (0.623, 0.028), (-0.050, 0.467); classic energies are O(100), so
+    ``scale=0.1`` or a high ``kT`` are common choices for sampling.
+    """
+
+    scale: float = 1.0
+    dim: int = field(default=2, init=False)
+    A: tuple = field(default=(-200.0, -100.0, -170.0, 15.0), init=False, repr=False)
+    a: tuple = field(default=(-1.0, -1.0, -6.5, 0.7), init=False, repr=False)
+    b: tuple = field(default=(0.0, 0.0, 11.0, 0.6), init=False, repr=False)
+    c: tuple = field(default=(-10.0, -10.0, -6.5, 0.7), init=False, repr=False)
+    x0: tuple = field(default=(1.0, 0.0, -0.5, -1.0), init=False, repr=False)
+    y0: tuple = field(default=(0.0, 0.5, 1.5, 1.0), init=False, repr=False)
+
+    def _terms(self, x):
+        A, a, b, c, x0, y0 = (np.asarray(v)[None] for v in (self.A, self.a, self.b, self.c, self.x0, self.y0))
+        dx = x[:, :1] - x0
+        dy = x[:, 1:2] - y0
+        e = self.scale * A * np.exp(a * dx**2 + b * dx * dy + c * dy**2)
+        return e, dx, dy, a, b, c
+
+    def energy(self, x):
+        x = self._as2d(x)
+        e, *_ = self._terms(x)
+        return e.sum(axis=1)
+
+    def grad(self, x):
+        x = self._as2d(x)
+        e, dx, dy, a, b, c = self._terms(x)
+        gx = (e * (2 * a * dx + b * dy)).sum(axis=1)
+        gy = (e * (b * dx + 2 * c * dy)).sum(axis=1)
+        return np.stack([gx, gy], axis=1)
+
+    def _arrays(self):
+        return tuple(np.array(v, dtype=np.float64) for v in (self.A, self.a, self.b, self.c, self.x0, self.y0))
+
+    def numba_energy(self):
+        A, a, b, c, x0, y0 = self._arrays()
+        s = float(self.scale)
+
+        def energy(x):
+            e = 0.0
+            for k in range(4):
+                dx = x[0] - x0[k]
+                dy = x[1] - y0[k]
+                e += A[k] * math.exp(a[k] * dx * dx + b[k] * dx * dy + c[k] * dy * dy)
+            return s * e
+
+        return jit(energy)
+
+    def numba_grad(self):
+        A, a, b, c, x0, y0 = self._arrays()
+        s = float(self.scale)
+
+        def grad(x, out):
+            gx = 0.0
+            gy = 0.0
+            for k in range(4):
+                dx = x[0] - x0[k]
+                dy = x[1] - y0[k]
+                e = A[k] * math.exp(a[k] * dx * dx + b[k] * dx * dy + c[k] * dy * dy)
+                gx += e * (2.0 * a[k] * dx + b[k] * dy)
+                gy += e * (b[k] * dx + 2.0 * c[k] * dy)
+            out[0] = s * gx
+            out[1] = s * gy
+
+        return jit(grad)
+
+
+class ExpressionPotential(Potential):
+    """A potential from a SymPy expression; the gradient is differentiated exactly by SymPy.
+
+    Args:
+        expression: a string such as ``"0.1*x**2 - log(0.2 + cos(2*x)**2)"``.
+        variables: coordinate names, one per dimension (``("x",)``, ``("x", "y")``, ``("x", "y", "z")``).
+    """
+
+    def __init__(self, expression: str, variables=("x",)):
+        import sympy as sp
+
+        if isinstance(variables, str):
+            variables = tuple(v.strip() for v in variables.replace(",", " ").split())
+        variables = tuple(variables)
+        if not variables:
+            raise ValueError("from_expression: need at least one variable")
+        syms = sp.symbols(variables, real=True)
+        if not isinstance(syms, (tuple, list)):
+            syms = (syms,)
+        local = {name: s for name, s in zip(variables, syms)}
+        try:
+            expr = sp.sympify(expression, locals=local)
+        except (sp.SympifyError, SyntaxError, TypeError) as exc:
+            raise ValueError(f"from_expression: cannot parse {expression!r}: {exc}") from None
+        unknown = sorted(str(s) for s in expr.free_symbols if s not in set(syms))
+        if unknown:
+            raise ValueError(
+                f"from_expression: {expression!r} uses symbols {unknown} that are not among variables {variables}"
+            )
+        self.expression = expression
+        self.variables = variables
+        self.dim = len(variables)
+        self._expr = expr
+        self._grad_exprs = [sp.diff(expr, s) for s in syms]
+        self._syms = syms
+        self._f_np = sp.lambdify(syms, expr, modules="numpy")
+        self._g_np = [sp.lambdify(syms, g, modules="numpy") for g in self._grad_exprs]
+
+    def __repr__(self):
+        return f"from_expression({self.expression!r}, variables={self.variables})"
+
+    def __eq__(self, other):
+        return isinstance(other, ExpressionPotential) and (self.expression, self.variables) == (
+            other.expression,
+            other.variables,
+        )
+
+    def __hash__(self):
+        return hash((self.expression, self.variables))
+
+    def energy(self, x):
+        x = self._as2d(x)
+        cols = [x[:, i] for i in range(self.dim)]
+        return np.broadcast_to(np.asarray(self._f_np(*cols), dtype=np.float64), (x.shape[0],)).copy()
+
+    def grad(self, x):
+        x = self._as2d(x)
+        cols = [x[:, i] for i in range(self.dim)]
+        out = np.empty_like(x)
+        for i, g in enumerate(self._g_np):
+            out[:, i] = g(*cols)
+        return out
+
+    def _scalar_funcs(self):
+        import sympy as sp
+
+        f = jit(sp.lambdify(self._syms, self._expr, modules="math"))
+        gs = tuple(jit(sp.lambdify(self._syms, g, modules="math")) for g in self._grad_exprs)
+        return f, gs
+
+    def numba_energy(self):
+        f, _ = self._scalar_funcs()
+        args = ", ".join(f"x[{i}]" for i in range(self.dim))
+        ns = {"f": f}
+        exec(f"def energy(x):\n    return f({args})\n", ns)
+        return jit(ns["energy"])
+
+    def numba_grad(self):
+        _, gs = self._scalar_funcs()
+        args = ", ".join(f"x[{i}]" for i in range(self.dim))
+        ns = {f"g{i}": g for i, g in enumerate(gs)}
+        body = "".join(f"    out[{i}] = g{i}({args})\n" for i in range(self.dim))
+        exec(f"def grad(x, out):\n{body}", ns)
+        return jit(ns["grad"])
+
+
+def from_expression(expression: str, variables=("x",)) -> ExpressionPotential:
+    """A :class:`Potential` from a SymPy expression string with an exact (symbolic) gradient.
+
+    Example: ``from_expression("0.1*x**2 - log(0.2 + cos(2*x)**2)")`` (the seed's 1-D density) or
+    ``from_expression("(x**2-1)**2 + y**2", variables=("x", "y"))``.
+    """
+    return ExpressionPotential(expression, variables)

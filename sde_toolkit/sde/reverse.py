@@ -1,0 +1,133 @@
+"""Reverse-time SDE and probability-flow ODE of a forward SDE, given a score ``s(x, t) ~ grad log p_t(x)``.
+
+A score is any callable ``score(x, t) -> (n, dim)`` on NumPy arrays. A score object that declares
+``has_numba_face = True`` and provides ``numba_score()`` (a Numba kernel ``score(x_row, t, out_row)``) lets
+the reverse SDE run on the fused driver when the forward SDE has a Numba face too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+from .base import SDE, NumbaFace
+
+
+def _score_has_numba(score) -> bool:
+    return bool(getattr(score, "has_numba_face", False))
+
+
+class ReverseSDE(SDE):
+    """``dX = [f(X, t) - g g^T score(X, t)] dt + g dW-bar``, integrated backwards from ``t0`` to ``t1 < t0``.
+
+    The drift returned by :meth:`drift` is the coefficient of the *signed* time step: the integrator steps
+    ``x += drift * h + g sqrt(|h|) z`` with ``h < 0``.
+    """
+
+    backward = True
+    methods = ("euler_maruyama",)
+
+    def __init__(self, forward: SDE, score):
+        if not callable(score):
+            raise TypeError(f"score must be callable score(x, t), got {type(score).__name__}")
+        self.forward = forward
+        self.score = score
+        self.dim = forward.dim
+        self.noise_type = forward.noise_type
+        self.noise_dim = forward.noise_dim
+        self.additive = forward.additive
+        self.has_numba_face = bool(forward.has_numba_face and _score_has_numba(score)
+                                   and forward.noise_type != "general")
+
+    def __repr__(self):
+        return f"ReverseSDE({self.forward!r})"
+
+    def _g2_score(self, x, t, scale):
+        s = np.asarray(self.score(x, t))
+        if self.forward.noise_type == "general":
+            D = self.forward.diffusion_matrix(x, t)
+            return scale * np.einsum("nij,nj->ni", D, s)
+        g = self.forward.diffusion(x, t)
+        if self.forward.noise_type == "scalar":
+            return scale * g * np.sum(g * s, axis=1, keepdims=True)
+        return scale * g**2 * s
+
+    def drift(self, x, t):
+        return self.forward.drift(x, t) - self._g2_score(x, t, 1.0)
+
+    def diffusion(self, x, t):
+        return self.forward.diffusion(x, t)
+
+    def numba_face(self) -> NumbaFace:
+        if not self.has_numba_face:
+            raise NotImplementedError("reverse SDE has no Numba face (forward or score lacks one)")
+        fw = self.forward.numba_face()
+        fdrift, fdiff = fw.drift, fw.diffusion
+        sc = self.score.numba_score()
+        d = self.dim
+
+        def drift(x, t, out):
+            g = np.empty(d)
+            s = np.empty(d)
+            fdrift(x, t, out)
+            fdiff(x, t, g)
+            sc(x, t, s)
+            for i in range(d):
+                out[i] -= g[i] * g[i] * s[i]
+
+        return NumbaFace(jit(drift), fdiff, fw.diffusion_dx)
+
+
+class ProbabilityFlowODE(SDE):
+    """``dx/dt = f(x, t) - g g^T score(x, t) / 2`` (zero diffusion), integrated backwards like the reverse SDE.
+
+    Its solution has the same marginals ``p_t`` as the forward SDE.
+    """
+
+    backward = True
+    is_ode = True
+    methods = ("euler_maruyama", "heun")
+
+    def __init__(self, forward: SDE, score):
+        if not callable(score):
+            raise TypeError(f"score must be callable score(x, t), got {type(score).__name__}")
+        self.forward = forward
+        self.score = score
+        self.dim = forward.dim
+        self.noise_type = "diagonal"
+        self.noise_dim = forward.dim
+        self.additive = True
+        self._rev = ReverseSDE(forward, score)
+        self.has_numba_face = self._rev.has_numba_face
+
+    def __repr__(self):
+        return f"ProbabilityFlowODE({self.forward!r})"
+
+    def drift(self, x, t):
+        return self.forward.drift(x, t) - self._rev._g2_score(x, t, 0.5)
+
+    def diffusion(self, x, t):
+        return np.zeros(np.shape(x))
+
+    def numba_face(self) -> NumbaFace:
+        if not self.has_numba_face:
+            raise NotImplementedError("probability-flow ODE has no Numba face (forward or score lacks one)")
+        fw = self.forward.numba_face()
+        fdrift, fdiff = fw.drift, fw.diffusion
+        sc = self.score.numba_score()
+        d = self.dim
+
+        def drift(x, t, out):
+            g = np.empty(d)
+            s = np.empty(d)
+            fdrift(x, t, out)
+            fdiff(x, t, g)
+            sc(x, t, s)
+            for i in range(d):
+                out[i] -= 0.5 * g[i] * g[i] * s[i]
+
+        def diffusion(x, t, out):
+            for i in range(d):
+                out[i] = 0.0
+
+        return NumbaFace(jit(drift), jit(diffusion), jit(diffusion))
