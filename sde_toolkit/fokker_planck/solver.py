@@ -1,0 +1,597 @@
+"""The Fokker–Planck solver: time stepping, stationary density, first passage, currents, comparison with SDEs.
+
+Itô Fokker–Planck equation of ``dX = f(X, t) dt + g(X, t) dW`` with ``D = g g^T`` (diagonal)::
+
+    dp/dt = -div(f p) + 1/2 sum_i d_i d_i (D_ii p) = L(t) p
+
+discretized in space by :func:`~sde_toolkit.fokker_planck.operator.assemble` (exponential fitting).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ..sde.diffusion import VESDE, VPSDE
+from ..sde.langevin import OverdampedLangevin, UnderdampedLangevin
+from ..sde.ou import OrnsteinUhlenbeck
+from ..sde.reverse import ProbabilityFlowODE, ReverseSDE
+from .grid import Grid
+from .operator import SCHEMES, Operator, assemble, face_currents
+
+METHODS = ("implicit_euler", "crank_nicolson", "expm", "euler")
+# Classes whose drift and diffusion do not depend on t (declared here: the SDE base class has no such flag).
+_TIME_HOMOGENEOUS = (OrnsteinUhlenbeck, OverdampedLangevin, UnderdampedLangevin)
+_TIME_DEPENDENT = (VPSDE, VESDE, ReverseSDE, ProbabilityFlowODE)
+MASS_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class EvolveResult:
+    """Densities from :meth:`FokkerPlanck.evolve`.
+
+    Attributes:
+        t: saved times ``t0 + k * save_every * dt`` (and the final time), shape ``(n_save,)``.
+        p: densities at the saved times, shape ``(n_save, *grid.shape)``.
+        grid: the grid.
+        method: the time stepper.
+        dt: the step.
+    """
+
+    t: np.ndarray
+    p: np.ndarray
+    grid: Grid
+    method: str
+    dt: float
+
+    @property
+    def mass(self) -> np.ndarray:
+        """``sum(p) * cell_volume`` at each saved time, ``(n_save,)`` (the survival probability with absorbing walls)."""
+        return self.grid.integrate(self.p)
+
+    @property
+    def survival(self) -> np.ndarray:
+        """Survival probability ``S(t)`` (the mass left on the grid), ``(n_save,)``."""
+        return self.mass
+
+    def marginal(self, axis: int = 0) -> np.ndarray:
+        """Marginal densities along ``axis``, ``(n_save, n_axis)``."""
+        return self.grid.marginal(self.p, axis)
+
+
+@dataclass(frozen=True)
+class FirstPassageResult:
+    """First passage through the absorbing walls, from :meth:`FokkerPlanck.first_passage`.
+
+    Attributes:
+        t: saved times.
+        survival: ``S(t) = int p(x, t) dx``.
+        density: first-passage-time density ``-dS/dt``, the probability flux through the absorbing walls.
+        mean_time: mean first-passage time ``int tau(x) p0(x) dx`` from the adjoint equation ``L^T tau = -1``
+            (``None`` for time-dependent SDEs).
+        evolution: the underlying :class:`EvolveResult`.
+    """
+
+    t: np.ndarray
+    survival: np.ndarray
+    density: np.ndarray
+    mean_time: float | None
+    evolution: EvolveResult
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Distance between Fokker–Planck densities and an ensemble's histograms at the trajectory's saved times.
+
+    Attributes:
+        t: times.
+        l1: ``sum |p_FP - p_hist| dV + fraction of samples outside the grid``.
+        tv: total variation, ``l1 / 2``.
+        outside: fraction of samples outside the grid at each time.
+        p: the Fokker–Planck densities, ``(n_save, *grid.shape)``.
+        histograms: the ensemble histograms on the grid cells.
+    """
+
+    t: np.ndarray
+    l1: np.ndarray
+    tv: np.ndarray
+    outside: np.ndarray
+    p: np.ndarray = field(repr=False)
+    histograms: np.ndarray = field(repr=False)
+
+
+def relative_entropy(p, q, grid: Grid) -> float:
+    """``H(p | q) = sum p log(p / q) dV`` (with ``0 log 0 = 0``)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    m = p > 0
+    return float(np.sum(p[m] * np.log(p[m] / q[m])) * grid.cell_volume)
+
+
+class _Progress:
+    """tqdm bar; ``progress=None`` shows it only when the run is projected to take more than ~2 s."""
+
+    def __init__(self, total: int, progress: bool | None, desc: str):
+        self.total, self.mode, self.desc = total, progress, desc
+        self.bar: Any = None
+        self.done = 0
+        self.start = time.perf_counter()
+        if progress:
+            self._open()
+
+    def _open(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, initial=self.done, desc=self.desc, unit="step")
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.mode is None:
+            el = time.perf_counter() - self.start
+            if el > 0.2 and el / self.done * self.total > 2.0 and self.done < self.total:
+                self._open()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class FokkerPlanck:
+    """Fokker–Planck equation of an SDE on a :class:`Grid`: ``dp/dt = L(t) p`` (Itô, diagonal ``D = g g^T``).
+
+    ``dp/dt = -div(f p) + 1/2 sum_i d_i^2 (D_ii p)``, discretized by finite volumes with exponentially fitted
+    (Scharfetter–Gummel / Chang–Cooper) fluxes. Facts (``scheme="exponential"``): ``L`` is a rate matrix (columns
+    sum to zero without absorbing walls, off-diagonals >= 0), so implicit Euler conserves mass to round-off and
+    keeps ``p >= 0`` at any ``dt``; second order in space; for :class:`OverdampedLangevin` the Boltzmann weights
+    ``exp(-V(x_i) / kT)`` are the exact discrete stationary state (potential differences in the fluxes).
+
+    Args:
+        sde: the SDE (batched face: ``drift(x, t)``, ``diffusion_matrix(x, t)``), ``sde.dim == grid.dim``.
+        grid: the grid.
+        scheme: ``"exponential"`` (default), ``"upwind"`` (first order, positive) or ``"central"`` (second order,
+            not positive at large cell Péclet numbers; for comparison).
+        time_dependent: whether ``f`` or ``g`` depend on ``t`` (then ``L`` is re-assembled every step). Default:
+            ``False`` for OU and Langevin models, ``True`` for VP/VE/reverse SDEs and for any other SDE class
+            (pass ``False`` for a time-homogeneous user SDE to factorize once).
+        use_potential: use potential differences for :class:`OverdampedLangevin` (exact equilibrium).
+    """
+
+    def __init__(self, sde, grid: Grid, *, scheme: str = "exponential", time_dependent: bool | None = None,
+                 use_potential: bool = True):
+        if not isinstance(grid, Grid):
+            raise TypeError(f"grid must be a Grid, got {type(grid).__name__}")
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+        if sde.dim != grid.dim:
+            raise ValueError(f"the SDE is {sde.dim}-dimensional but the grid has {grid.dim} axes")
+        if time_dependent is None:
+            time_dependent = not isinstance(sde, _TIME_HOMOGENEOUS) or isinstance(sde, _TIME_DEPENDENT)
+        self.sde = sde
+        self.grid = grid
+        self.scheme = scheme
+        self.time_dependent = bool(time_dependent)
+        self.use_potential = bool(use_potential)
+        self._op: Operator | None = None
+        if not self.time_dependent:
+            self._op = self.operator(0.0)  # validates D > 0 and finite drift now
+
+    # ------------------------------------------------------------------ operator
+    def operator(self, t: float = 0.0) -> Operator:
+        """The assembled :class:`Operator` at time ``t`` (cached for time-homogeneous SDEs)."""
+        if not self.time_dependent and self._op is not None:
+            return self._op
+        return assemble(self.sde, self.grid, float(t), self.scheme, self.use_potential)
+
+    def generator(self, t: float = 0.0) -> sp.csr_matrix:
+        """The sparse generator ``L(t)`` (``size x size``, CSR) acting on ``p.ravel()``."""
+        return self.operator(t).L
+
+    # ------------------------------------------------------------------ helpers
+    def _check_p0(self, p0, normalize: bool) -> np.ndarray:
+        if callable(p0):
+            p0 = self.grid.density(p0, normalize=False)
+        p = np.array(p0, dtype=np.float64)
+        if p.shape != self.grid.shape:
+            if p.size == self.grid.size and p.ndim == 1:
+                p = p.reshape(self.grid.shape)
+            else:
+                raise ValueError(f"p0 must have the grid shape {self.grid.shape}, got {p.shape}")
+        if not np.all(np.isfinite(p)):
+            i = int(np.flatnonzero(~np.isfinite(p.ravel()))[0])
+            raise ValueError(f"p0 must be finite, got {p.ravel()[i]!r} at flat index {i}")
+        if np.any(p < 0):
+            i = int(np.argmin(p.ravel()))
+            raise ValueError(f"p0 must be non-negative, got {p.ravel()[i]:.6g} at flat index {i}")
+        mass = float(p.sum() * self.grid.cell_volume)
+        if normalize:
+            if not mass > 0:
+                raise ValueError("p0 has zero mass and cannot be normalized")
+            p /= mass
+        elif abs(mass - 1.0) > MASS_TOL:
+            raise ValueError(f"p0 must have mass sum(p0) * cell_volume = 1, got {mass:.9g} (pass normalize=True)")
+        return p
+
+    @staticmethod
+    def _time_grid(t0: float, t1: float, dt: float, save_every: int) -> tuple[int, np.ndarray, np.ndarray]:
+        for name, v in (("t0", t0), ("t1", t1), ("dt", dt)):
+            if not math.isfinite(v):
+                raise ValueError(f"{name} must be finite, got {v!r}")
+        if not dt > 0:
+            raise ValueError(f"dt must be > 0, got {dt!r}")
+        if not t1 > t0:
+            raise ValueError(f"t1 must exceed t0, got t0={t0!r}, t1={t1!r}")
+        if int(save_every) != save_every or save_every < 1:
+            raise ValueError(f"save_every must be a positive integer, got {save_every!r}")
+        n = int(round((t1 - t0) / dt))
+        if n < 1 or abs(n * dt - (t1 - t0)) > 1e-9 * max(abs(t1 - t0), abs(dt)):
+            raise ValueError(f"t1 - t0 = {t1 - t0!r} must be a whole number of steps dt = {dt!r}")
+        steps = np.arange(0, n + 1, int(save_every))
+        if steps[-1] != n:
+            steps = np.append(steps, n)
+        return n, steps, t0 + steps * dt
+
+    # ------------------------------------------------------------------ evolution
+    def evolve(self, p0, *, t1: float, dt: float, t0: float = 0.0, save_every: int = 1,
+               method: str = "implicit_euler", startup_steps: int = 2, normalize: bool = False,
+               progress: bool | None = None, out=None) -> EvolveResult:
+        """Propagate ``p0`` from ``t0`` to ``t1`` with steps ``dt``, saving every ``save_every`` steps.
+
+        Methods (``t_n = t0 + n dt`` computed, never accumulated):
+
+        * ``"implicit_euler"``: ``(I - dt L) p_{n+1} = p_n``; order 1; positive and mass-conserving at any ``dt``.
+        * ``"crank_nicolson"``: ``(I - dt/2 L) p_{n+1} = (I + dt/2 L) p_n``; order 2. The first
+          ``startup_steps`` steps are each replaced by two implicit-Euler half steps (Rannacher start-up), which
+          damps the oscillation CN leaves on a rough initial density; the same LU serves both.
+        * ``"expm"``: ``p(t) = expm(L (t - t0)) p0`` by ``scipy.sparse.linalg.expm_multiply`` at the saved
+          times (exact in time; time-homogeneous SDEs only; ``dt`` only sets the saved times).
+        * ``"euler"``: explicit ``p_{n+1} = p_n + dt L p_n``; refused when ``dt > 1 / max|L_ii|`` (positivity).
+
+        A time-homogeneous ``L`` is LU-factorized once; a time-dependent one is re-assembled every step (implicit
+        Euler at ``t_{n+1}``; Crank–Nicolson with ``L(t_n)`` and ``L(t_{n+1})``).
+
+        Args:
+            p0: initial density on the grid (shape ``grid.shape``), or a callable ``f(points)``; ``p0 >= 0``
+                with mass 1 (within 1e-6) unless ``normalize=True``.
+            t1, dt, t0, save_every: time grid (``t1 - t0`` must be a whole number of ``dt``).
+            method: one of ``"implicit_euler"``, ``"crank_nicolson"``, ``"expm"``, ``"euler"``.
+            startup_steps: Crank–Nicolson start-up steps.
+            normalize: rescale ``p0`` to mass 1.
+            progress: tqdm bar; ``None`` shows it only for runs projected to last more than ~2 s.
+            out: path of an HDF5 file to stream the saved densities into (group ``/fokker_planck``).
+
+        Returns:
+            :class:`EvolveResult` with ``t`` ``(n_save,)`` and ``p`` ``(n_save, *grid.shape)``.
+        """
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if int(startup_steps) != startup_steps or startup_steps < 0:
+            raise ValueError(f"startup_steps must be a non-negative integer, got {startup_steps!r}")
+        t0, t1, dt = float(t0), float(t1), float(dt)
+        n, steps, times = self._time_grid(t0, t1, dt, save_every)
+        p = self._check_p0(p0, normalize).ravel()
+        if method == "expm" and self.time_dependent:
+            raise ValueError("method='expm' needs a time-homogeneous SDE (time_dependent is True)")
+        saved = np.empty((steps.size, self.grid.size))
+        saved[0] = p
+        writer = None
+        if out is not None:
+            from ..io.density import DensityWriter
+
+            writer = DensityWriter(out, self.grid, config=self._config(method, dt, save_every, t0, t1))
+            writer.__enter__()
+            writer.append(times[0], p.reshape(self.grid.shape))
+        bar = _Progress(n, progress, f"FP {method}")
+        try:
+            save_pos = 1
+            step_fn = self._stepper(method, dt, t0, int(startup_steps))
+            k = 0
+            while k < n:
+                if method == "expm":
+                    k_next = int(steps[save_pos])
+                    p = step_fn(p, k, k_next)
+                else:
+                    k_next = k + 1
+                    p = step_fn(p, k, k_next)
+                bar.update(k_next - k)
+                k = k_next
+                if save_pos < steps.size and k == steps[save_pos]:
+                    saved[save_pos] = p
+                    if writer is not None:
+                        writer.append(times[save_pos], p.reshape(self.grid.shape))
+                    save_pos += 1
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.__exit__(None, None, None)
+        return EvolveResult(t=times, p=saved.reshape(steps.size, *self.grid.shape), grid=self.grid, method=method,
+                            dt=dt)
+
+    def _config(self, method, dt, save_every, t0, t1) -> dict:
+        return {"sde": repr(self.sde), "grid": self.grid.to_dict(), "scheme": self.scheme, "method": method,
+                "dt": dt, "save_every": int(save_every), "t0": t0, "t1": t1}
+
+    def _stepper(self, method: str, dt: float, t0: float, startup: int):
+        """A function ``(p, k, k_next) -> p`` advancing from step ``k`` to ``k_next`` (``t_k = t0 + k dt``)."""
+        N = self.grid.size
+        eye = sp.identity(N, format="csc")
+
+        def tk(k: int) -> float:
+            return t0 + k * dt
+
+        if method == "expm":
+            L = self.generator()
+
+            def step(p, k, k_next):
+                return spla.expm_multiply(L * ((k_next - k) * dt), p)
+
+            return step
+
+        if method == "euler":
+            def limit(L):
+                return 1.0 / max(np.abs(L.diagonal()).max(), 1e-300)
+
+            if not self.time_dependent:
+                L = self.generator()
+                if dt > limit(L):
+                    raise ValueError(f"dt = {dt!r} exceeds the explicit-Euler positivity limit 1/max|L_ii| = "
+                                     f"{limit(L):.6g}; use an implicit method")
+
+            def step(p, k, k_next):
+                Lk = self.generator(tk(k))
+                if self.time_dependent and dt > limit(Lk):
+                    raise ValueError(f"dt = {dt!r} exceeds the explicit-Euler positivity limit "
+                                     f"{limit(Lk):.6g} at t = {tk(k)!r}")
+                return p + dt * (Lk @ p)
+
+            return step
+
+        if not self.time_dependent:
+            L = self.generator()
+            if method == "implicit_euler":
+                lu = spla.splu((eye - dt * L).tocsc())
+
+                def step(p, k, k_next):
+                    return lu.solve(p)
+
+                return step
+            lu = spla.splu((eye - 0.5 * dt * L).tocsc())
+            rhs = (eye + 0.5 * dt * L).tocsr()
+
+            def step(p, k, k_next):
+                if k < startup:
+                    return lu.solve(lu.solve(p))  # two implicit-Euler half steps with the CN matrix
+                return lu.solve(rhs @ p)
+
+            return step
+
+        if method == "implicit_euler":
+            def step(p, k, k_next):
+                L1 = self.generator(tk(k + 1))
+                return spla.splu((eye - dt * L1).tocsc()).solve(p)
+
+            return step
+
+        def step(p, k, k_next):
+            if k < startup:
+                Lh = self.generator(tk(k) + 0.5 * dt)
+                p = spla.splu((eye - 0.5 * dt * Lh).tocsc()).solve(p)
+                L1 = self.generator(tk(k + 1))
+                return spla.splu((eye - 0.5 * dt * L1).tocsc()).solve(p)
+            L0 = self.generator(tk(k))
+            L1 = self.generator(tk(k + 1))
+            return spla.splu((eye - 0.5 * dt * L1).tocsc()).solve(p + 0.5 * dt * (L0 @ p))
+
+        return step
+
+    # ------------------------------------------------------------------ stationary
+    def stationary(self, *, t: float | None = None, allow_wall_mass: bool = False) -> np.ndarray:
+        """Stationary density: the sparse direct solution of ``L p = 0`` with ``sum(p) * cell_volume = 1``.
+
+        One equation of ``L p = 0`` is redundant (columns of ``L`` sum to zero); it is replaced by pinning the
+        density at one cell (the potential minimum for Langevin SDEs, else a cell of high density), which keeps
+        the system sparse; the result is then normalized.
+
+        Args:
+            t: time at which to freeze a time-dependent SDE (required for those).
+            allow_wall_mass: accept a stationary density whose mass piles up at a reflecting wall while the drift
+                there points out of the box (the SDE on the whole space is then not confined).
+
+        Raises:
+            ValueError: with absorbing walls (mass leaves: no normalizable stationary density), or when the drift
+                is not confining (the density peaks in the outermost cells of a reflecting wall that the drift
+                pushes against), unless ``allow_wall_mass``.
+        """
+        if self.grid.has_absorbing:
+            raise ValueError("no normalizable stationary density: the grid has absorbing walls, so all mass "
+                             "eventually leaves; use mean_first_passage_time() or first_passage()")
+        if self.time_dependent and t is None:
+            raise ValueError("the SDE is time-dependent: pass t= to freeze it, or use evolve()")
+        tt = 0.0 if t is None else float(t)
+        L = self.generator(tt).tocsr()
+        k = self._pin_guess(tt)
+        p = self._pinned_solve(L, k)
+        if not self._plausible(p):
+            # the pinned cell holds (almost) no mass and the solve lost all precision: find the bulk by one
+            # long implicit-Euler step from the uniform density (a positive, well-conditioned solve), pin there
+            N = L.shape[0]
+            T = 1e6 / max(abs(L.diagonal()).max(), 1e-300)
+            guess = spla.spsolve((sp.identity(N, format="csc") - T * L).tocsc(), np.ones(N))
+            p = self._pinned_solve(L, int(np.argmax(guess)))
+        elif p.max() > 1e3:
+            p = self._pinned_solve(L, int(np.argmax(p)))
+        if not self._plausible(p):
+            raise RuntimeError(f"stationary(): the sparse solve did not return a valid density "
+                               f"(min {np.nanmin(p):.3g}, max {np.nanmax(p):.3g})")
+        p = np.maximum(p, 0.0)
+        p /= p.sum() * self.grid.cell_volume
+        p = p.reshape(self.grid.shape)
+        if not allow_wall_mass:
+            self._check_confined(p, tt)
+        return p
+
+    def _pin_guess(self, t: float) -> int:
+        if self.use_potential and isinstance(self.sde, OverdampedLangevin):
+            return int(np.argmin(self.sde.potential.energy(self.grid.points())))
+        return int(np.ravel_multi_index(tuple(n // 2 for n in self.grid.shape), self.grid.shape))
+
+    @staticmethod
+    def _plausible(p: np.ndarray) -> bool:
+        return bool(np.all(np.isfinite(p)) and p.max() < 1e8 and p.min() >= -1e-10 * p.max())
+
+    @staticmethod
+    def _pinned_solve(L: sp.csr_matrix, k: int) -> np.ndarray:
+        A = L.copy()
+        A.data[A.indptr[k]:A.indptr[k + 1]] = 0.0
+        A = A + sp.csr_matrix(([1.0], ([k], [k])), shape=A.shape)
+        A.eliminate_zeros()
+        rhs = np.zeros(A.shape[0])
+        rhs[k] = 1.0
+        with np.errstate(all="ignore"):
+            return spla.spsolve(A.tocsc(), rhs)
+
+    def _check_confined(self, p: np.ndarray, t: float) -> None:
+        """Raise when the density peaks in a cell at a reflecting wall that the drift pushes against."""
+        g = self.grid
+        peak = np.unravel_index(int(np.argmax(p)), g.shape)
+        for k in range(g.dim):
+            if g.periodic[k] or peak[k] not in (0, g.shape[k] - 1):
+                continue
+            side = 0 if peak[k] == 0 else 1
+            x = np.array([[g.centers[j][peak[j]] for j in range(g.dim)]])
+            x[0, k] = g.edges[k][0 if side == 0 else -1]
+            f = float(np.asarray(self.sde.drift(x, t), dtype=np.float64)[0, k])
+            if (f > 0) if side == 1 else (f < 0):
+                mass = float(np.take(p, [peak[k]], axis=k).sum() * g.cell_volume)
+                raise ValueError(
+                    f"no normalizable stationary density: the drift pushes mass against the "
+                    f"{'upper' if side else 'lower'} wall of axis {k}, where the density peaks (mass {mass:.3g} in "
+                    f"the outermost cells); the SDE is not confined on this domain (enlarge the grid, or pass "
+                    f"allow_wall_mass=True if the box itself is the model)"
+                )
+
+    # ------------------------------------------------------------------ first passage
+    def mean_first_passage_time(self) -> np.ndarray:
+        """Mean first-passage time ``tau(x)`` to the absorbing walls, from the backward (adjoint) equation.
+
+        ``L^T tau = -1`` (``L^T`` is the discrete backward generator; ``tau = 0`` beyond the absorbing walls).
+        Returns ``tau`` on the grid, shape ``grid.shape``.
+        """
+        if not self.grid.has_absorbing:
+            raise ValueError("mean_first_passage_time() needs at least one absorbing wall")
+        if self.time_dependent:
+            raise ValueError("mean_first_passage_time() needs a time-homogeneous SDE")
+        L = self.generator()
+        tau = spla.spsolve(L.T.tocsc(), -np.ones(self.grid.size))
+        return tau.reshape(self.grid.shape)
+
+    def first_passage(self, p0, *, t1: float, dt: float, t0: float = 0.0, save_every: int = 1,
+                      method: str = "implicit_euler", normalize: bool = False,
+                      progress: bool | None = None) -> FirstPassageResult:
+        """Survival ``S(t)``, first-passage-time density ``-dS/dt`` (the outflux) and the mean first-passage time.
+
+        The outflux at a saved time is ``sum_i r_i p_i dV`` with ``r_i`` the absorption rate of cell ``i`` (the
+        column deficit of ``L``); for implicit Euler ``S_{n+1} - S_n = -dt * outflux(p_{n+1})`` exactly.
+        """
+        if not self.grid.has_absorbing:
+            raise ValueError("first_passage() needs at least one absorbing wall")
+        res = self.evolve(p0, t1=t1, dt=dt, t0=t0, save_every=save_every, method=method, normalize=normalize,
+                          progress=progress)
+        flat = res.p.reshape(res.t.size, -1)
+        if self.time_dependent:
+            flux = np.array([self.operator(ti).outflow @ pi for ti, pi in zip(res.t, flat)])
+        else:
+            flux = flat @ self.operator().outflow
+        flux = flux * self.grid.cell_volume
+        mean = None
+        if not self.time_dependent:
+            tau = self.mean_first_passage_time()
+            mean = float(np.sum(tau * res.p[0]) * self.grid.cell_volume)
+        return FirstPassageResult(t=res.t, survival=res.mass, density=flux, mean_time=mean, evolution=res)
+
+    # ------------------------------------------------------------------ currents, comparison
+    def current(self, p, t: float = 0.0) -> tuple[np.ndarray, ...]:
+        """Probability current ``J_k = f_k p - 1/2 d_k (D_kk p)`` on the faces of each axis (the scheme's fluxes).
+
+        Axis ``k`` gives an array with ``n_k + 1`` entries along ``k`` (faces ``grid.edges[k]``, walls included:
+        zero at reflecting walls, the outflux at absorbing ones) or ``n_k`` when periodic (upper face of each
+        cell). A stationary density has a divergence-free current; with detailed balance it is zero.
+        """
+        p = np.asarray(p, dtype=np.float64)
+        if p.shape != self.grid.shape:
+            raise ValueError(f"p must have the grid shape {self.grid.shape}, got {p.shape}")
+        return face_currents(self.operator(t), self.grid, p)
+
+    def current_at_centers(self, p, t: float = 0.0) -> np.ndarray:
+        """Current averaged from the two faces of each cell to its centre, shape ``(dim, *grid.shape)``."""
+        out = []
+        for k, J in enumerate(self.current(p, t)):
+            if self.grid.periodic[k]:
+                out.append(0.5 * (J + np.roll(J, 1, axis=k)))
+            else:
+                n = self.grid.shape[k]
+                out.append(0.5 * (np.take(J, range(0, n), axis=k) + np.take(J, range(1, n + 1), axis=k)))
+        return np.stack(out)
+
+    def propagate(self, p0, times, *, dt: float | None = None, normalize: bool = False) -> np.ndarray:
+        """Densities at the increasing ``times`` (the first is the time of ``p0``), ``(len(times), *grid.shape)``.
+
+        Time-homogeneous SDEs: exact in time (``expm_multiply`` per interval). Time-dependent: Crank–Nicolson with
+        steps of at most ``dt`` (required) in each interval.
+        """
+        times = np.asarray(times, dtype=np.float64).ravel()
+        if times.size < 1 or np.any(np.diff(times) <= 0):
+            raise ValueError(f"times must be strictly increasing, got {times!r}")
+        p = self._check_p0(p0, normalize).ravel()
+        out = np.empty((times.size, self.grid.size))
+        out[0] = p
+        if self.time_dependent and (dt is None or not dt > 0):
+            raise ValueError(f"a time-dependent SDE needs dt > 0 for propagate(), got dt={dt!r}")
+        for i in range(1, times.size):
+            span = times[i] - times[i - 1]
+            if not self.time_dependent:
+                p = spla.expm_multiply(self.generator() * span, p)
+            else:
+                m = max(1, int(math.ceil(span / dt - 1e-9)))
+                step = self._stepper("crank_nicolson", span / m, times[i - 1], 2)
+                for j in range(m):
+                    p = step(p, j, j + 1)
+            out[i] = p
+        return out.reshape(times.size, *self.grid.shape)
+
+    def compare(self, trajectory, p0=None, *, dt: float | None = None) -> Comparison:
+        """L1 and total-variation distances between FP densities and the ensemble's histograms on the grid cells.
+
+        Args:
+            trajectory: an object with ``.t`` ``(n_save,)`` and ``.x`` ``(n_save, n_paths, dim)`` (``simulate``).
+            p0: the initial density at ``trajectory.t[0]``; default the histogram of ``trajectory.x[0]``
+                (normalized to the samples on the grid).
+            dt: Crank–Nicolson step for time-dependent SDEs.
+
+        Returns:
+            :class:`Comparison` with ``l1 = sum |p - hist| dV + (fraction outside the grid)`` and ``tv = l1 / 2``.
+        """
+        t = np.asarray(trajectory.t, dtype=np.float64).ravel()
+        x = np.asarray(trajectory.x, dtype=np.float64)
+        if x.ndim != 3 or x.shape[0] != t.size or x.shape[2] != self.grid.dim:
+            raise ValueError(f"trajectory.x must be (n_save={t.size}, n_paths, {self.grid.dim}), got {x.shape}")
+        hists = np.stack([self.grid.histogram(xi) for xi in x])
+        if p0 is None:
+            p0 = hists[0]
+            normalize = True
+        else:
+            normalize = False
+        p = self.propagate(p0, t, dt=dt, normalize=normalize)
+        outside = 1.0 - self.grid.integrate(hists)
+        l1 = np.abs(p - hists).reshape(t.size, -1).sum(axis=1) * self.grid.cell_volume + outside
+        return Comparison(t=t, l1=l1, tv=0.5 * l1, outside=outside, p=p, histograms=hists)
+
+    def __repr__(self) -> str:
+        return f"FokkerPlanck({self.sde!r}, {self.grid!r}, scheme={self.scheme!r})"
