@@ -1,28 +1,293 @@
-"""Command-line interface: ``sde-toolkit``."""
+"""Command-line interface: ``sde-toolkit``.
+
+Subcommands::
+
+    sde-toolkit simulate CONFIG.toml -o RUN.h5 [--overwrite] [--progress/--no-progress]
+    sde-toolkit resume RUN.h5
+    sde-toolkit inspect FILE.h5
+    sde-toolkit export FILE.h5 --format npz|csv|netcdf -o OUT
+    sde-toolkit run CONFIG.toml [-o OUTDIR]     # when sde_toolkit.runner provides it
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or config error, 3 diverged, 130 interrupted (SIGINT or
+SIGTERM; the file keeps every committed frame with status "interrupted"). Tracebacks only with ``--debug``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import importlib.util
+import json
+import logging
+import signal
 import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
 
 from ._version import __version__
 
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class UsageError(Exception):
+    """A user error (bad arguments or files) reported with exit code 2."""
+
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (subcommands registered; ``run`` only when the runner module provides it)."""
     p = argparse.ArgumentParser(prog="sde-toolkit", description="SDE ensembles, Fokker–Planck, score models, MCMC.")
     p.add_argument("--version", action="version", version=f"sde-toolkit {__version__}")
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
-    p.add_subparsers(dest="command", metavar="COMMAND")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks and debug logs on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("simulate", help="stream a trajectory into an H5MD file")
+    s.add_argument("config", type=Path, help="TOML config with [sde], [initial], [integrate], [output]")
+    s.add_argument("-o", "--output", type=Path, default=None, help="output file (default: [output] path)")
+    s.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output file")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: only for runs longer than ~2 s)")
+    s.add_argument("--flush-interval", type=float, default=None, metavar="SECONDS",
+                   help="seconds between durable commits (default: [output] flush_interval, 5)")
+    s.add_argument("--threads", type=int, default=None, help="worker threads (results do not depend on it)")
+    s.set_defaults(handler=cmd_simulate)
+
+    r = sub.add_parser("resume", help="continue an interrupted or killed run, bit-identical to an unbroken one")
+    r.add_argument("file", type=Path, help="the run's output (RUN.h5) or its RUN.h5.partial")
+    r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    r.add_argument("--flush-interval", type=float, default=None, metavar="SECONDS")
+    r.add_argument("--threads", type=int, default=None)
+    r.set_defaults(handler=cmd_resume)
+
+    i = sub.add_parser("inspect", help="summary of a file: groups, shapes, status, config")
+    i.add_argument("file", type=Path)
+    i.add_argument("--json", action="store_true", help="print the summary as JSON")
+    i.set_defaults(handler=cmd_inspect)
+
+    e = sub.add_parser("export", help="export a trajectory to npz, csv or netcdf")
+    e.add_argument("file", type=Path)
+    e.add_argument("--format", required=True, choices=("npz", "csv", "netcdf"))
+    e.add_argument("-o", "--output", type=Path, required=True)
+    e.add_argument("--allow-partial", action="store_true", help="export the committed frames of an incomplete run")
+    e.set_defaults(handler=cmd_export)
+
+    _register_runner(sub)
     return p
 
 
+def _register_runner(sub) -> None:
+    """Register ``run`` from :mod:`sde_toolkit.runner` (``add_parser(subparsers)`` and ``run(args) -> int``).
+
+    A runner that fails to import still gets a ``run`` command, which reports the import error, so the other
+    subcommands keep working.
+    """
+    if importlib.util.find_spec("sde_toolkit.runner") is None:
+        return
+    try:
+        runner = importlib.import_module("sde_toolkit.runner")
+        add_parser, run = runner.add_parser, runner.run
+    except Exception as exc:  # noqa: BLE001 - keep the CLI usable; report on use
+        err = exc
+        q = sub.add_parser("run", help="run an experiment (unavailable: the runner failed to import)")
+        q.add_argument("rest", nargs=argparse.REMAINDER)
+
+        def broken(args, err=err) -> int:
+            raise RuntimeError(f"the experiment runner (sde_toolkit.runner) failed to import: {err}") from err
+
+        q.set_defaults(handler=broken)
+        return
+    q = add_parser(sub)
+    q.set_defaults(handler=run)
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` once (the run then closes its file as "interrupted");
+    repeats while shutting down are ignored so the file is closed cleanly."""
+    fired = {"n": 0}
+
+    def handler(signum, frame):
+        fired["n"] += 1
+        if fired["n"] == 1:
+            raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+        print("sde-toolkit: already stopping; closing the file", file=sys.stderr)
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except ValueError:  # not in the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _err(msg: str) -> None:
+    print(f"sde-toolkit: error: {msg}", file=sys.stderr)
+
+
+def cmd_simulate(args) -> int:
+    from .config import SIMULATION_TABLES, load_config, prepare_simulation
+    from .integrate import simulate
+
+    cfg = load_config(args.config, allowed_tables=SIMULATION_TABLES, required_tables=("sde", "initial", "integrate"))
+    job = prepare_simulation(cfg, out=args.output, overwrite=args.overwrite)
+    if job.out is None:
+        raise UsageError("no output file: pass -o RUN.h5 or set [output] path")
+    args.output = job.out  # named in the message if the run is interrupted
+    if args.flush_interval is not None:
+        if not args.flush_interval >= 0:
+            raise UsageError(f"--flush-interval must be >= 0, got {args.flush_interval}")
+        job.output["flush_interval"] = args.flush_interval
+        job.config["output"]["flush_interval"] = args.flush_interval
+    kw = dict(job.integrate)
+    if args.threads is not None:
+        kw["threads"] = args.threads
+    start = time.perf_counter()
+    traj = simulate(job.sde, job.x0, out=job.out, progress=args.progress, config=job.config, **kw, **job.output)
+    el = time.perf_counter() - start
+    print(f"wrote {job.out}: {len(traj.t)} frames x {traj.n_paths} paths x {traj.dim} dims, status complete "
+          f"({el:.2f} s)")
+    return EXIT_OK
+
+
+def cmd_resume(args) -> int:
+    from .io import resume
+
+    start = time.perf_counter()
+    traj = resume(args.file, progress=args.progress, threads=args.threads, flush_interval=args.flush_interval)
+    print(f"resumed {traj.meta.get('file')}: {len(traj.t)} frames, status complete "
+          f"({time.perf_counter() - start:.2f} s)")
+    return EXIT_OK
+
+
+def summarize(path: Path) -> dict:
+    """Groups, datasets (shape, dtype), attributes of the run group, status and config of any HDF5 file."""
+    from .io.h5md import PARTIAL_SUFFIX, RUN_GROUP, _attr, _h5py
+
+    h5py = _h5py()
+    p = Path(path)
+    if not p.exists() and Path(str(p) + PARTIAL_SUFFIX).exists():
+        p = Path(str(p) + PARTIAL_SUFFIX)
+    if not p.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    items: list[dict] = []
+    info: dict = {"file": str(p), "items": items}
+    with h5py.File(p, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                items.append({"path": "/" + name, "kind": "dataset", "shape": list(obj.shape), "dtype": str(obj.dtype),
+                              "chunks": list(obj.chunks) if obj.chunks else None})
+            else:
+                items.append({"path": "/" + name, "kind": "group"})
+
+        f.visititems(visit)
+        if RUN_GROUP in f:
+            g = f[RUN_GROUP]
+            attrs = {k: _attr(v) for k, v in g.attrs.items()}
+            info["status"] = attrs.get("status")
+            if "commit" in g:
+                n, step, _ = (int(v) for v in g["commit"][...])
+                info["n_committed"], info["checkpoint_step"] = n, step
+            info["n_frames_expected"] = attrs.get("n_frames_expected")
+            for k in ("config", "plan"):
+                with contextlib.suppress(TypeError, ValueError):
+                    attrs[k] = json.loads(attrs[k])
+            info["parameters"] = attrs
+        for k, v in f.attrs.items():
+            info.setdefault("root_attrs", {})[k] = _attr(v)
+    return info
+
+
+def cmd_inspect(args) -> int:
+    info = summarize(args.file)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return EXIT_OK
+    print(f"file: {info['file']}")
+    if "status" in info:
+        print(f"status: {info['status']}  committed frames: {info.get('n_committed')} of "
+              f"{info.get('n_frames_expected')}  checkpoint step: {info.get('checkpoint_step')}")
+    for it in info["items"]:
+        depth = it["path"].count("/") - 1
+        name = it["path"].rsplit("/", 1)[-1]
+        if it["kind"] == "group":
+            print(f"{'  ' * depth}{name}/")
+        else:
+            print(f"{'  ' * depth}{name}  {tuple(it['shape'])} {it['dtype']}")
+    params = info.get("parameters")
+    if params:
+        plan = params.get("plan", {})
+        if isinstance(plan, dict):
+            print(f"method: {plan.get('method')}  dt: {plan.get('dt')}  t: [{plan.get('t0')}, {plan.get('t1')}]  "
+                  f"seed: {plan.get('seed')}  driver: {plan.get('driver')}  package: {params.get('package_version')}")
+        print("config:")
+        print(json.dumps(params.get("config"), indent=2))
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .io import export
+
+    out = export(args.file, args.format, args.output, allow_partial=args.allow_partial)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _classify(exc: BaseException) -> int:
+    from .config import ConfigError
+
+    if isinstance(exc, (ConfigError, UsageError, FileExistsError, FileNotFoundError, IsADirectoryError)):
+        return EXIT_USAGE
+    mod = sys.modules.get("sde_toolkit.io.h5md")
+    if mod is not None and isinstance(exc, (mod.IncompleteRunError, mod.ResumeError)):
+        return EXIT_USAGE
+    exp = sys.modules.get("sde_toolkit.io.export")
+    if exp is not None and isinstance(exc, exp.MissingExtraError):
+        return EXIT_USAGE
+    return EXIT_FAILURE
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 failure, 2 usage/config, 3 diverged, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 0
-    return 0
+        return EXIT_OK
+    if args.debug:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+        logging.getLogger("sde_toolkit").setLevel(logging.DEBUG)
+    else:
+        logging.basicConfig(level=logging.WARNING, format="sde-toolkit: %(levelname)s: %(message)s")
+    handler: Callable = args.handler
+    from .integrate.trajectory import DivergenceError
+
+    try:
+        with _stop_signals():
+            return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        out = getattr(args, "output", None) or getattr(args, "file", None)
+        hint = f"; committed frames are kept in {out} (continue with `sde-toolkit resume {out}`)" if out else ""
+        _err(f"interrupted{hint}")
+        return EXIT_INTERRUPTED
+    except DivergenceError as exc:
+        if args.debug:
+            traceback.print_exc()
+        _err(f"diverged: {exc}")
+        return EXIT_DIVERGED
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary: message, exit code, traceback only with --debug
+        if args.debug:
+            traceback.print_exc()
+        _err(str(exc) or type(exc).__name__)
+        return _classify(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,143 @@
+"""Export a trajectory file to npz, csv (long format) or NetCDF (through xarray, optional extra ``netcdf``).
+
+npz and csv are written frame by frame (bounded memory); NetCDF goes through an in-memory ``xarray.Dataset``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .h5md import H5MDRun
+
+FORMATS = ("npz", "csv", "netcdf")
+NETCDF_EXTRA_HINT = "NetCDF export needs the optional extra 'netcdf': pip install 'sde_toolkit[netcdf]' (xarray, netCDF4)"
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency group (extra) is not installed."""
+
+
+def export(path, format: str, out, *, allow_partial: bool = False, frames_per_batch: int | None = None) -> Path:
+    """Write the positions (and observables, for npz) of a trajectory file in another format.
+
+    Args:
+        path: an H5MD trajectory file.
+        format: ``"npz"`` (arrays ``t``, ``steps``, ``x`` ``(n_frames, n_paths, dim)``, observables as
+            ``obs_<name>``, ``config`` and ``plan`` as JSON text, ``status``), ``"csv"`` (long format, one row
+            per frame and path: ``frame,time,path,x0,...,x{d-1}``, values with 17 significant digits), or
+            ``"netcdf"`` (variables ``x(frame, path, coord)``, ``t(frame)``, ``step(frame)``; attributes
+            ``config``, ``plan``, ``status``).
+        out: output path (an existing file is replaced).
+        allow_partial: export the committed frames of an incomplete run.
+        frames_per_batch: frames read per batch (default: about 64 MB).
+
+    Returns:
+        The output path.
+
+    Raises:
+        MissingExtraError: ``"netcdf"`` without xarray/netCDF4 installed (names the extra).
+        IncompleteRunError: the run is incomplete and ``allow_partial`` is False.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    out = Path(out)
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise FileNotFoundError(f"output folder {out.parent} does not exist")
+    if format == "netcdf":
+        _require_xarray()
+    run = H5MDRun(path, allow_partial=allow_partial)
+    if run.x is None and format != "npz":
+        raise ValueError(f"{run.path} stores no positions (observables only); export it with format='npz'")
+    per = frames_per_batch or max(1, (64 << 20) // max(1, run.n_paths * run.dim * 8))
+    with run:
+        if format == "npz":
+            _export_npz(run, out, per)
+        elif format == "csv":
+            _export_csv(run, out, per)
+        else:
+            _export_netcdf(run, out)
+    return out
+
+
+def _require_xarray():
+    try:
+        import xarray
+    except ImportError:
+        raise MissingExtraError(NETCDF_EXTRA_HINT) from None
+    return xarray
+
+
+def _npy_header(f, shape, dtype) -> None:
+    np.lib.format.write_array_header_2_0(
+        f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)})
+
+
+def _export_npz(run: H5MDRun, out: Path, per: int) -> None:
+    tmp = out.with_name(out.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        def small(name, arr):
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asarray(arr), allow_pickle=False)
+
+        small("t", run.t)
+        small("steps", run.steps)
+        small("status", np.array(run.status))
+        small("config", np.array(json.dumps(run.config)))
+        small("plan", np.array(json.dumps(run.plan)))
+        arrays = {"x": run.x} if run.x is not None else {}
+        arrays.update({f"obs_{k}": v for k, v in run.observables.items()})
+        for name, lazy in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                _npy_header(fh, lazy.shape, lazy.dtype)
+                step = per if name == "x" else max(per, 4096)
+                for a in range(0, lazy.shape[0], step):
+                    fh.write(np.ascontiguousarray(lazy[a:a + step], dtype=lazy.dtype).tobytes())
+        edges = run.observable_edges()
+        if edges is not None:
+            small("obs_histogram_bin_edges", edges)
+    os.replace(tmp, out)
+
+
+def _export_csv(run: H5MDRun, out: Path, per: int) -> None:
+    n, dim = run.n_paths, run.dim
+    header = "frame,time,path," + ",".join(f"x{j}" for j in range(dim))
+    fmt = ",".join(["%d", "%.17g", "%d"] + ["%.17g"] * dim)
+    tmp = out.with_name(out.name + ".tmp")
+    paths = np.arange(n)
+    with open(tmp, "w", newline="") as fh:
+        fh.write(header + "\n")
+        for a in range(0, run.n_committed, per):
+            block = np.asarray(run.x[a:a + per], dtype=np.float64)
+            for j in range(block.shape[0]):
+                fr = a + j
+                rows = np.empty((n, 3 + dim))  # "%d" formats the integer-valued columns exactly
+                rows[:, 0] = fr
+                rows[:, 1] = float(run.t[fr])
+                rows[:, 2] = paths
+                rows[:, 3:] = block[j]
+                np.savetxt(fh, rows, fmt=fmt)
+    os.replace(tmp, out)
+
+
+def _export_netcdf(run: H5MDRun, out: Path) -> None:
+    xr = _require_xarray()
+    x = run.x[:]
+    ds = xr.Dataset(
+        {"x": (("frame", "path", "coord"), x), "t": (("frame",), np.asarray(run.t)),
+         "step": (("frame",), np.asarray(run.steps, dtype=np.int64))},
+        attrs={"config": json.dumps(run.config), "plan": json.dumps(run.plan), "status": run.status,
+               "source": str(run.path), "conventions": "sde_toolkit trajectory export"},
+    )
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        ds.to_netcdf(tmp)
+    except (ImportError, ValueError) as exc:
+        if "netCDF4" in str(exc) or "engine" in str(exc).lower():
+            raise MissingExtraError(f"{NETCDF_EXTRA_HINT} ({exc})") from None
+        raise
+    os.replace(tmp, out)
