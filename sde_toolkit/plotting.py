@@ -1,0 +1,112 @@
+"""Figures for trajectories and densities (matplotlib, Agg backend; nothing is shown, everything is saved)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+    return path
+
+
+def histogram_vs_density(samples, density_x, density_p, path, *, title="", label="samples", bins=120,
+                         extra_curves=None):
+    """1-D histogram of ``samples`` (normalized) over a reference density curve; saved as PNG."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    s = np.asarray(samples).ravel()
+    lo, hi = float(np.min(density_x)), float(np.max(density_x))
+    ax.hist(s, bins=bins, range=(lo, hi), density=True, alpha=0.45, color="C0", label=f"{label} (n={s.size})")
+    ax.plot(density_x, density_p, "k-", lw=1.6, label="reference density")
+    for name, (xx, pp) in (extra_curves or {}).items():
+        ax.plot(xx, pp, "--", lw=1.2, label=name)
+    ax.set_xlabel("x")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def histogram_snapshots(t, x, path, *, n_snapshots=6, density=None, bins=100, title=""):
+    """Histograms of coordinate 0 at a few saved times (the law's evolution), optional reference density."""
+    plt = _plt()
+    t = np.asarray(t)
+    idx = np.unique(np.linspace(0, len(t) - 1, n_snapshots).round().astype(int))
+    fig, axes = plt.subplots(1, len(idx), figsize=(2.6 * len(idx), 2.8), sharey=False)
+    axes = np.atleast_1d(axes)
+    data = [np.asarray(x[i])[:, 0] for i in idx]
+    lo = min(float(np.percentile(d, 0.1)) for d in data)
+    hi = max(float(np.percentile(d, 99.9)) for d in data)
+    for ax, i, d in zip(axes, idx, data):
+        ax.hist(d, bins=bins, range=(lo, hi), density=True, color="C0", alpha=0.6)
+        if density is not None:
+            ax.plot(density[0], density[1], "k-", lw=1)
+        ax.set_title(f"t = {t[i]:.3g}", fontsize=9)
+        ax.set_yticks([])
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def moments_over_time(t, mean, var, path, *, exact=None, title=""):
+    """Ensemble mean and variance against time, with optional exact curves ``exact=(mean, var)``."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    axes[0].plot(t, mean, label="ensemble")
+    axes[1].plot(t, var, label="ensemble")
+    if exact is not None:
+        axes[0].plot(t, exact[0], "k--", label="exact")
+        axes[1].plot(t, exact[1], "k--", label="exact")
+    axes[0].set_title("mean")
+    axes[1].set_title("variance")
+    for ax in axes:
+        ax.set_xlabel("t")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def scatter_2d(samples_dict, path, *, title="", lim=None, max_points=5000):
+    """Side-by-side 2-D scatter plots, one panel per entry of ``samples_dict``."""
+    plt = _plt()
+    n = len(samples_dict)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2))
+    axes = np.atleast_1d(axes)
+    for ax, (name, s) in zip(axes, samples_dict.items()):
+        s = np.asarray(s)[:max_points]
+        ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.5)
+        ax.set_title(name, fontsize=9)
+        if lim is not None:
+            ax.set_xlim(lim[0])
+            ax.set_ylim(lim[1])
+        ax.set_aspect("equal", adjustable="box")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def bar_table(names, values, path, *, ylabel="", title="", log=False):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.5))
+    ax.bar(range(len(names)), values, color=[f"C{i}" for i in range(len(names))])
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    return _save(fig, path)

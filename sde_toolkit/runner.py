@@ -1,0 +1,527 @@
+"""The experiment runner: ``sde-toolkit run CONFIG.toml [-o OUTDIR]``.
+
+An experiment is a TOML config. Its ``[experiment] kind`` picks what is run (default ``"simulate"`` when the
+config has ``[sde]``, ``[initial]`` and ``[integrate]``, as in the seed's Langevin example):
+
+* ``simulate``: stream the ensemble into H5MD, then compare the final states with the stationary density
+  (``validate_stationary``) and, for linear SDEs, the moments with the exact marginal.
+* ``fp_vs_em``: the same run plus a Fokker–Planck evolution on ``[fokker_planck]``'s grid, compared with the
+  ensemble's histograms at every saved time.
+* ``kramers``: first-passage times between the wells of a double well from EM paths, from the FP adjoint
+  equation and from Kramers' formula (``[kramers]``).
+* ``ddpm``: train a score network on a toy data set and sample it (``[score]``).
+* ``mcmc_vs_score``: Langevin MCMC with the exact score, with a learned score, MALA, reverse-SDE sampling with a
+  learned VP-SDE score and the FP stationary density, side by side (``[compare]``).
+
+Every experiment writes into OUTDIR: its data (``*.h5``), ``metrics.json``, ``report.md`` and
+``figures/*.png``, and prints where they are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import plotting
+from ._version import __version__
+from .config import (
+    _MISSING,  # noqa: F401  (re-exported for schema authors)
+    TABLE_SCHEMAS,
+    Config,
+    ConfigError,
+    Key,
+    TableSchema,
+    _at_least,
+    _finite_check,
+    _positive,
+    load_config,
+    prepare_simulation,
+    register_table,
+)
+
+NUM = ("number",)
+NUM_OR_ARRAY = ("number", "array")
+KINDS = ("simulate", "fp_vs_em", "kramers", "ddpm", "mcmc_vs_score")
+
+
+def _register() -> None:
+    schemas = [
+        TableSchema("experiment", {
+            "kind": Key(("string",), default=None, choices=KINDS, doc="what to run"),
+            "title": Key(("string",), default=None),
+            "description": Key(("string",), default=""),
+        }, doc="which experiment"),
+        TableSchema("analysis", {
+            "bins": Key(("integer",), default=120, check=_at_least(5)),
+            "snapshots": Key(("integer",), default=6, check=_at_least(2)),
+            "alpha": Key(NUM, default=1e-3, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
+        }, doc="analysis of a simulation"),
+        TableSchema("fokker_planck", {
+            "lower": Key(NUM_OR_ARRAY, required=True, check=_finite_check),
+            "upper": Key(NUM_OR_ARRAY, required=True, check=_finite_check),
+            "n": Key(("integer", "array"), required=True),
+            "boundary": Key(("string", "array"), default="reflecting"),
+            "dt": Key(NUM, default=None, check=_positive),
+            "method": Key(("string",), default="crank_nicolson",
+                          choices=("implicit_euler", "crank_nicolson", "expm")),
+        }, doc="Fokker–Planck grid and time stepping"),
+        TableSchema("kramers", {
+            "x_start": Key(NUM, default=None, check=_finite_check),
+            "x_target": Key(NUM, default=None, check=_finite_check),
+            "lower": Key(NUM, default=None, check=_finite_check),
+            "n_cells": Key(("integer",), default=800, check=_at_least(16)),
+        }, doc="first-passage experiment"),
+        TableSchema("score", {
+            "dataset": Key(("string",), default="spiral"),
+            "steps": Key(("integer",), default=4000, check=_at_least(1)),
+            "seed": Key(("integer",), default=0),
+            "n_samples": Key(("integer",), default=5000, check=_at_least(10)),
+            "n_steps": Key(("integer",), default=500, check=_at_least(1)),
+        }, doc="score-model training"),
+        TableSchema("compare", {
+            "targets": Key(("array",), default=["seed_1d", "gaussian_mixture_2d"]),
+            "n_chains": Key(("integer",), default=2000, check=_at_least(10)),
+            "n_steps": Key(("integer",), default=2000, check=_at_least(10)),
+            "step": Key(NUM, default=0.01, check=_positive),
+            "train_steps": Key(("integer",), default=1500, check=_at_least(1)),
+            "score_noise": Key(NUM, default=0.05, check=_positive),
+            "sample_steps": Key(("integer",), default=500, check=_at_least(1)),
+            "seed": Key(("integer",), default=0),
+        }, doc="MCMC against a learned score"),
+    ]
+    for s in schemas:
+        if s.name not in TABLE_SCHEMAS:
+            register_table(s)
+
+
+_register()
+
+
+@dataclass
+class ExperimentResult:
+    """What an experiment produced: its folder, metrics, report and figures."""
+
+    kind: str
+    outdir: Path
+    metrics: dict
+    report: Path
+    figures: list[Path] = field(default_factory=list)
+    data: list[Path] = field(default_factory=list)
+    wall_time: float = 0.0
+
+
+class _Context:
+    """Collects metrics, report sections, figures and data files of one experiment."""
+
+    def __init__(self, cfg: Config, outdir: Path, kind: str, progress):
+        self.cfg, self.outdir, self.kind, self.progress = cfg, outdir, kind, progress
+        self.metrics: dict[str, Any] = {}
+        self.sections: list[str] = []
+        self.figures: list[Path] = []
+        self.data: list[Path] = []
+        (outdir / "figures").mkdir(parents=True, exist_ok=True)
+
+    def figure(self, name: str) -> Path:
+        p = self.outdir / "figures" / f"{name}.png"
+        self.figures.append(p)
+        return p
+
+    def section(self, title: str, body: str) -> None:
+        self.sections.append(f"## {title}\n\n{body.strip()}\n")
+
+
+def _table(rows: list[dict], cols: list[str] | None = None) -> str:
+    if not rows:
+        return ""
+    cols = cols or list(rows[0])
+
+    def fmt(v):
+        if isinstance(v, float):
+            return "—" if math.isnan(v) else f"{v:.4g}"
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else str(f)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------- simulate
+def _density_curve(sde, samples_1d=None, n: int = 2001):
+    """``(x, p)`` of the normalized stationary density on a plotting range (1-D)."""
+    stat = sde.stationary()
+    if getattr(stat, "normalized", False):
+        m, s = float(stat.mean[0]), math.sqrt(float(stat.cov[0, 0]))
+        x = np.linspace(m - 6 * s, m + 6 * s, n)
+        return x, stat.pdf(x[:, None])
+    b = stat.bounds()[0]
+    if samples_1d is not None:
+        lo, hi = np.percentile(samples_1d, [0.01, 99.99])
+        pad = 0.15 * (hi - lo)
+        b = (max(b[0], lo - pad), min(b[1], hi + pad))
+    x = np.linspace(b[0], b[1], n)
+    return x, stat.pdf(x[:, None])
+
+
+def _run_simulation(ctx: _Context, *, name: str = "trajectory"):
+    from .integrate import simulate
+
+    cfg = ctx.cfg
+    out_name = Path(cfg["output"]["path"]).name if ("output" in cfg and cfg["output"].get("path")) else f"{name}.h5"
+    job = prepare_simulation(cfg, out=ctx.outdir / out_name, overwrite=True)
+    start = time.perf_counter()
+    traj = simulate(job.sde, job.x0, out=job.out, progress=ctx.progress, config=job.config, **job.integrate,
+                    **job.output)
+    wall = time.perf_counter() - start
+    ctx.data.append(Path(job.out))
+    n_steps = round(abs(job.integrate["t1"] - job.integrate["t0"]) / job.integrate["dt"])
+    ctx.metrics["simulation"] = {
+        "n_paths": int(traj.n_paths), "dim": int(traj.dim), "n_steps": int(n_steps), "n_frames": int(len(traj.t)),
+        "method": job.integrate["method"], "dt": job.integrate["dt"], "seed": int(job.integrate["seed"]),
+        "wall_time_s": wall, "particle_steps_per_s": traj.n_paths * n_steps / max(wall, 1e-12),
+        "file": str(job.out),
+    }
+    return job, traj
+
+
+def _analyse_stationary(ctx: _Context, sde, final: np.ndarray, label: str, grid=None) -> dict:
+    from .validate import validate_stationary
+
+    alpha = ctx.cfg.get("analysis", {}).get("alpha", 1e-3)
+    rep = validate_stationary(sde, final, grid=grid, alpha=alpha)
+    d = rep.to_dict()
+    ctx.section(f"Stationary law: {label}", rep.to_markdown())
+    return d
+
+
+def exp_simulate(ctx: _Context) -> None:
+    job, traj = _run_simulation(ctx)
+    sde = job.sde
+    analysis = ctx.cfg.get("analysis", {}) or {"bins": 120, "snapshots": 6}
+    x = traj.x
+    t = np.asarray(traj.t)
+    final = np.asarray(x[-1])
+    sim = ctx.metrics["simulation"]
+    ctx.section("Run", _table([{"paths": sim["n_paths"], "dim": sim["dim"], "steps": sim["n_steps"],
+                                "dt": sim["dt"], "method": sim["method"], "seed": sim["seed"],
+                                "wall time (s)": sim["wall_time_s"],
+                                "particle-steps/s": sim["particle_steps_per_s"]}])
+                + f"\n\nTrajectory file: `{Path(sim['file']).name}` (H5MD; `sde-toolkit inspect` it).")
+    # moments over time (streamed through the lazy reader frame by frame: bounded memory)
+    mean = np.array([np.asarray(x[i])[:, 0].mean() for i in range(len(t))])
+    var = np.array([np.asarray(x[i])[:, 0].var() for i in range(len(t))])
+    exact = None
+    if sde.linear and job.sde.dim >= 1:
+        x0 = np.asarray(x[0])
+        ms, vs = [], []
+        for ti in t:
+            m_, s_ = sde.marginal(x0, float(ti) - float(t[0]))
+            m_ = np.asarray(m_)
+            cov0 = np.asarray(s_, dtype=float)
+            v_cond = float(cov0) ** 2 if cov0.ndim == 0 else float(cov0[0, 0])
+            ms.append(m_[:, 0].mean())
+            vs.append(v_cond + m_[:, 0].var())
+        exact = (np.array(ms), np.array(vs))
+        err_m = np.abs(mean - exact[0]).max()
+        err_v = np.abs(var - exact[1]).max()
+        ctx.metrics["moments"] = {"max_abs_mean_error": float(err_m), "max_abs_var_error": float(err_v)}
+    plotting.moments_over_time(t, mean, var, ctx.figure("moments"), exact=exact,
+                               title="ensemble moments of x[0] (dashed: exact)")
+    stat_ok = True
+    try:
+        sde.stationary()
+    except (NotImplementedError, ValueError):
+        stat_ok = False
+    if sde.dim == 1 and stat_ok:
+        xs, ps = _density_curve(sde, final[:, 0])
+        plotting.histogram_vs_density(final[:, 0], xs, ps, ctx.figure("final_histogram"),
+                                      title=f"final states at t = {t[-1]:.4g} vs exp(-V/kT)/Z",
+                                      bins=analysis.get("bins", 120))
+        plotting.histogram_snapshots(t, x, ctx.figure("snapshots"), n_snapshots=analysis.get("snapshots", 6),
+                                     density=(xs, ps), title="law of X_t (black: stationary density)")
+    else:
+        plotting.histogram_snapshots(t, x, ctx.figure("snapshots"), n_snapshots=analysis.get("snapshots", 6),
+                                     title="law of X_t[0]")
+        if sde.dim == 2:
+            plotting.scatter_2d({f"t = {t[-1]:.3g}": final}, ctx.figure("final_scatter"))
+    if stat_ok and sde.dim <= 2:
+        try:
+            ctx.metrics["stationary"] = _analyse_stationary(ctx, sde, final, "final states of independent paths")
+            if not ctx.metrics["stationary"].get("passed", True) and job.integrate["method"] == "euler_maruyama":
+                ctx.section("Why the check can fail", (
+                    f"Euler–Maruyama's own stationary law differs from the exact one by O(dt). At dt = "
+                    f"{job.integrate['dt']:g} that bias is resolved by {sim['n_paths']} independent paths. Rerun "
+                    "with a smaller dt (the bias shrinks linearly) or sample the same density with MALA "
+                    "(`st.mcmc.langevin(..., method=\"mala\")`), whose Metropolis correction removes it."))
+        except (ValueError, NotImplementedError) as exc:
+            ctx.section("Stationary law", f"not compared: {exc}")
+
+
+# ---------------------------------------------------------------------------------------------- FP vs EM
+def _grid_from(table) -> Any:
+    from .fokker_planck import Grid
+
+    return Grid(table["lower"], table["upper"], table["n"], boundary=table["boundary"])
+
+
+def exp_fp_vs_em(ctx: _Context) -> None:
+    from .fokker_planck import FokkerPlanck
+    from .fokker_planck.plotting import plot_evolution_1d
+
+    if "fokker_planck" not in ctx.cfg:
+        raise ConfigError("kind 'fp_vs_em' needs a [fokker_planck] table", "fokker_planck")
+    job, traj = _run_simulation(ctx)
+    fpt = ctx.cfg["fokker_planck"]
+    grid = _grid_from(fpt)
+    fp = FokkerPlanck(job.sde, grid)
+    t = np.asarray(traj.t)
+    x = np.asarray(traj.x[:])
+    p0 = grid.histogram(x[0], normalize=True)
+    start = time.perf_counter()
+    dt_fp = fpt.get("dt") or float(t[1] - t[0]) / 4
+    res = fp.evolve(p0, t0=float(t[0]), t1=float(t[-1]), dt=dt_fp, save_every=max(1, round((t[1] - t[0]) / dt_fp)),
+                    method=fpt["method"], progress=ctx.progress)
+    fp_wall = time.perf_counter() - start
+    cmp = fp.compare(traj)
+    ctx.metrics["fokker_planck"] = {"grid": grid.to_dict() if hasattr(grid, "to_dict") else str(grid),
+                                    "dt": dt_fp, "method": fpt["method"], "wall_time_s": fp_wall,
+                                    "l1_max": float(np.max(cmp.l1)), "l1_final": float(cmp.l1[-1]),
+                                    "tv_final": float(cmp.tv[-1])}
+    # finite-sample floor of the histogram L1 (the EM histogram's own noise), for reading the numbers
+    n = x.shape[1]
+    n_cells = int(np.prod(grid.shape))
+    ctx.metrics["fokker_planck"]["histogram_noise_l1_estimate"] = float(math.sqrt(2 * n_cells / (math.pi * n)))
+    rows = [{"t": float(ti), "L1(FP, EM histogram)": float(li), "outside grid": float(oi)}
+            for ti, li, oi in zip(cmp.t, cmp.l1, cmp.outside)]
+    step = max(1, len(rows) // 10)
+    ctx.section("Fokker–Planck vs Euler–Maruyama",
+                f"FP on {grid.shape} cells, {fpt['method']} with dt = {dt_fp:.3g} ({fp_wall:.2f} s); EM with "
+                f"{n} paths. The L1 distance includes the histogram's own sampling noise (about "
+                f"{ctx.metrics['fokker_planck']['histogram_noise_l1_estimate']:.3f} for this many paths and cells).\n\n"
+                + _table(rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else [])))
+    if grid.dim == 1:
+        fig = plot_evolution_1d(res)
+        fig.savefig(ctx.figure("fp_heatmap"), dpi=120)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        c = grid.centers[0]
+        idx = np.unique(np.linspace(0, len(t) - 1, 4).round().astype(int))
+        fig, axes = plt.subplots(1, len(idx), figsize=(3.2 * len(idx), 3))
+        for ax, i in zip(np.atleast_1d(axes), idx):
+            ax.hist(x[i][:, 0], bins=min(150, grid.shape[0]), range=(grid.lower[0], grid.upper[0]), density=True,
+                    alpha=0.5, label="EM")
+            ax.plot(c, cmp.p[i], "k-", lw=1.2, label="Fokker–Planck")
+            ax.set_title(f"t = {t[i]:.3g}, L1 = {cmp.l1[i]:.3f}", fontsize=9)
+        np.atleast_1d(axes)[0].legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(ctx.figure("fp_vs_em"), dpi=120)
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- Kramers
+def exp_kramers(ctx: _Context) -> None:
+    from .fokker_planck import FokkerPlanck, Grid
+    from .sde.potentials import DoubleWell
+
+    sde = prepare_simulation(ctx.cfg, check_output=False).sde
+    pot = getattr(sde, "potential", None)
+    if not isinstance(pot, DoubleWell) or sde.dim != 1:
+        raise ConfigError("kind 'kramers' needs a 1-D overdamped_langevin with potential {name = \"double_well\"}",
+                          "sde", "potential")
+    kr = ctx.cfg.get("kramers", {})
+    a, b = pot.a, pot.b
+    xmin = math.sqrt(b)
+    x_start = kr.get("x_start") if kr.get("x_start") is not None else -xmin
+    x_target = kr.get("x_target") if kr.get("x_target") is not None else xmin
+    kT, gamma = sde.kT, sde.gamma
+    job, traj = _run_simulation(ctx, name="escape")
+    t = np.asarray(traj.t)
+    n = traj.n_paths
+    first = np.full(n, np.nan)
+    alive = np.ones(n, dtype=bool)
+    for i in range(len(t)):
+        xi = np.asarray(traj.x[i])[:, 0]
+        hit = alive & (xi >= x_target)
+        first[hit] = t[i]
+        alive &= ~hit
+        if not alive.any():
+            break
+    censored = int(alive.sum())
+    fpt = first[~np.isnan(first)] - t[0]
+    # EM estimate of the MFPT; censored paths enter through the exponential tail (maximum likelihood)
+    total_time = fpt.sum() + censored * (t[-1] - t[0])
+    mfpt_em = total_time / max(len(fpt), 1)
+    se_em = mfpt_em / math.sqrt(max(len(fpt), 1))
+    # Kramers: k = sqrt(V''(min) |V''(max)|) / (2 pi gamma) exp(-dV / kT)
+    v2min = 8.0 * a * b
+    v2max = 4.0 * a * b
+    dV = a * b * b
+    k_kramers = math.sqrt(v2min * v2max) / (2 * math.pi * gamma) * math.exp(-dV / kT)
+    # FP adjoint: MFPT to the absorbing wall at x_target, reflecting far on the left
+    lower = kr.get("lower") if kr.get("lower") is not None else -xmin - 2.5 * math.sqrt(max(b, 0.1))
+    grid = Grid(lower, x_target, kr.get("n_cells", 800), boundary=[("reflecting", "absorbing")])
+    fp = FokkerPlanck(sde, grid)
+    tau = fp.mean_first_passage_time()
+    c = grid.centers[0]
+    mfpt_fp = float(np.interp(x_start, c, tau))
+    rows = [
+        {"method": "Euler–Maruyama paths", "MFPT": mfpt_em, "rate 1/MFPT": 1 / mfpt_em,
+         "note": f"{n} paths, SE {se_em:.3g}, {censored} not escaped by t1"},
+        {"method": "Fokker–Planck adjoint", "MFPT": mfpt_fp, "rate 1/MFPT": 1 / mfpt_fp,
+         "note": f"{grid.shape[0]} cells"},
+        {"method": "Kramers' formula", "MFPT": 1 / k_kramers, "rate 1/MFPT": k_kramers,
+         "note": f"asymptotic in dV/kT = {dV / kT:.3g}"},
+    ]
+    ctx.metrics["kramers"] = {"mfpt_em": mfpt_em, "mfpt_em_se": se_em, "mfpt_fp": mfpt_fp,
+                              "mfpt_kramers": 1 / k_kramers, "censored": censored, "barrier_over_kT": dV / kT,
+                              "em_vs_fp_rel": abs(mfpt_em - mfpt_fp) / mfpt_fp,
+                              "kramers_vs_fp_rel": abs(1 / k_kramers - mfpt_fp) / mfpt_fp}
+    ctx.section("Mean first-passage time", f"From x = {x_start:g} to x = {x_target:g} in V = {a:g} (x^2 - {b:g})^2 at "
+                f"kT = {kT:g}, gamma = {gamma:g}.\n\n" + _table(rows))
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    ts = np.linspace(0, t[-1] - t[0], 400)
+    surv_em = np.array([(np.sum(fpt > s) + censored) / n for s in ts])
+    axes[0].semilogy(ts, np.maximum(surv_em, 1.0 / n), label="EM survival")
+    axes[0].semilogy(ts, np.exp(-ts / mfpt_fp), "k--", label="exp(-t / MFPT_FP)")
+    axes[0].semilogy(ts, np.exp(-ts * k_kramers), "r:", label="exp(-k_Kramers t)")
+    axes[0].set_xlabel("t")
+    axes[0].set_title("survival in the left well")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(c, tau, label="FP adjoint MFPT(x)")
+    axes[1].axvline(x_start, color="gray", ls=":")
+    axes[1].axhline(mfpt_em, color="C1", ls="--", label="EM estimate from x_start")
+    axes[1].set_xlabel("x")
+    axes[1].set_title("mean first-passage time")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(ctx.figure("kramers"), dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+EXPERIMENTS: dict[str, Callable[[_Context], None]] = {
+    "simulate": exp_simulate,
+    "fp_vs_em": exp_fp_vs_em,
+    "kramers": exp_kramers,
+}
+
+
+def _kind(cfg: Config) -> str:
+    kind = cfg.get("experiment", {}).get("kind")
+    if kind:
+        return kind
+    if all(t in cfg for t in ("sde", "initial", "integrate")):
+        return "simulate"
+    raise ConfigError("cannot tell which experiment to run: set [experiment] kind = one of " + ", ".join(KINDS),
+                      "experiment", "kind")
+
+
+def _default_outdir(config_path: Path) -> Path:
+    base = Path("runs") / config_path.stem
+    if not base.exists() or not any(base.iterdir()):
+        return base
+    i = 2
+    while (Path("runs") / f"{config_path.stem}-{i}").exists():
+        i += 1
+    return Path("runs") / f"{config_path.stem}-{i}"
+
+
+def run_experiment(config, outdir=None, *, progress=None, overwrite: bool = False) -> ExperimentResult:
+    """Run the experiment described by ``config`` (a TOML path or a dict) into ``outdir``.
+
+    Args:
+        config: path of a TOML config, or the parsed dict.
+        outdir: output folder; default ``runs/<config name>`` (``-2``, ``-3``... when that exists).
+        progress: progress bars (``None`` auto, ``True``/``False``).
+        overwrite: allow writing into an existing non-empty ``outdir``.
+
+    Returns:
+        :class:`ExperimentResult`.
+    """
+    cfg = load_config(config)
+    kind = _kind(cfg)
+    if kind not in EXPERIMENTS:
+        _load_optional_experiments()
+    if kind not in EXPERIMENTS:
+        raise ConfigError(f"experiment kind {kind!r} is not available", "experiment", "kind")
+    cpath = Path(config) if not isinstance(config, dict) else Path("experiment.toml")
+    out = Path(outdir) if outdir is not None else _default_outdir(cpath)
+    if out.exists() and any(out.iterdir()) and not overwrite and outdir is not None:
+        raise ConfigError(f"output folder {out} is not empty; pass --overwrite or choose another -o")
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = _Context(cfg, out, kind, progress)
+    start = time.perf_counter()
+    EXPERIMENTS[kind](ctx)
+    wall = time.perf_counter() - start
+    exp = cfg.get("experiment", {})
+    title = exp.get("title") or f"{cpath.stem} ({kind})"
+    ctx.metrics["experiment"] = {"kind": kind, "config": str(cpath), "wall_time_s": wall,
+                                 "package_version": __version__}
+    (out / "metrics.json").write_text(json.dumps(_jsonable(ctx.metrics), indent=2) + "\n")
+    cfg_text = Path(config).read_text() if not isinstance(config, dict) else json.dumps(config, indent=2)
+    figs = "\n".join(f"![{p.stem}](figures/{p.name})" for p in ctx.figures if p.exists())
+    report = [f"# {title}\n", (exp.get("description") or "").strip() + "\n" if exp.get("description") else "",
+              f"Kind `{kind}`, sde_toolkit {__version__}, wall time {wall:.1f} s.\n", *ctx.sections,
+              "## Figures\n\n" + figs + "\n", "## Config\n\n```toml\n" + cfg_text.strip() + "\n```\n"]
+    rpath = out / "report.md"
+    rpath.write_text("\n".join(s for s in report if s))
+    return ExperimentResult(kind, out, ctx.metrics, rpath, [p for p in ctx.figures if p.exists()], ctx.data, wall)
+
+
+def _load_optional_experiments() -> None:
+    """Experiments that need torch (``ddpm``, ``mcmc_vs_score``) are registered on demand."""
+    from . import runner_score  # noqa: F401  (registers into EXPERIMENTS)
+
+
+# ---------------------------------------------------------------------------------------------- CLI hook
+def add_parser(subparsers):
+    p = subparsers.add_parser("run", help="run an experiment: data, metrics.json, report.md, figures/*.png",
+                              description="Run an experiment config; writes data (H5MD), metrics.json, report.md "
+                                          "and figures/*.png into OUTDIR.")
+    p.add_argument("config", help="experiment TOML (see experiments/configs/)")
+    p.add_argument("-o", "--output", dest="outdir", default=None, help="output folder (default runs/<config name>)")
+    p.add_argument("--overwrite", action="store_true", help="write into an existing non-empty folder")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress bars")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress bars")
+    return p
+
+
+def run(args) -> int:
+    res = run_experiment(args.config, args.outdir, progress=args.progress, overwrite=args.overwrite)
+    print(f"experiment {res.kind} finished in {res.wall_time:.1f} s")
+    print(f"  report:  {res.report}")
+    print(f"  metrics: {res.outdir / 'metrics.json'}")
+    for f in res.figures:
+        print(f"  figure:  {f}")
+    for d in res.data:
+        print(f"  data:    {d}")
+    return 0

@@ -1,0 +1,142 @@
+"""The experiment runner: every shipped config runs end to end and its report carries its metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sde_toolkit.config import ConfigError
+from sde_toolkit.runner import run_experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "experiments" / "configs").glob("*.toml"))
+SHIPPED = {"seed_langevin", "ou_stationary", "double_well_fp_vs_em", "kramers_escape", "ddpm_spiral", "mcmc_vs_score"}
+
+
+def test_every_promised_config_is_shipped():
+    assert SHIPPED <= {p.stem for p in CONFIGS}
+
+
+def _check_outputs(res):
+    out = res.outdir
+    metrics = json.loads((out / "metrics.json").read_text())
+    report = (out / "report.md").read_text()
+    assert metrics["experiment"]["kind"] == res.kind
+    assert res.figures, "an experiment must produce at least one figure"
+    for f in res.figures:
+        assert f.exists() and f.stat().st_size > 1000
+        assert f"figures/{f.name}" in report
+    return metrics, report
+
+
+@pytest.mark.slow
+def test_seed_langevin(tmp_path):
+    res = run_experiment(ROOT / "experiments/configs/seed_langevin.toml", tmp_path / "out", progress=False)
+    metrics, report = _check_outputs(res)
+    st = metrics["stationary"]
+    assert f"{st['ks']:.4g}" in report
+    assert metrics["simulation"]["n_paths"] == 20000 and metrics["simulation"]["n_steps"] == 1000
+    # EM at dt = 0.05 has a visible O(dt) bias on this density, and 20,000 paths resolve it: the report says so
+    assert not st["passed"]
+    assert "O(dt)" in report
+    assert (tmp_path / "out" / "seed_langevin.h5").exists()
+
+
+@pytest.mark.slow
+def test_ou_stationary(tmp_path):
+    res = run_experiment(ROOT / "experiments/configs/ou_stationary.toml", tmp_path / "out", progress=False)
+    metrics, report = _check_outputs(res)
+    assert metrics["stationary"]["passed"]
+    # exact transitions: ensemble moments equal the exact marginal moments to sampling error
+    assert metrics["moments"]["max_abs_mean_error"] < 5 * (1.0 / 20000) ** 0.5 * 2
+    assert "PASSED" in report
+
+
+@pytest.mark.slow
+def test_double_well_fp_vs_em(tmp_path):
+    res = run_experiment(ROOT / "experiments/configs/double_well_fp_vs_em.toml", tmp_path / "out", progress=False)
+    metrics, report = _check_outputs(res)
+    fp = metrics["fokker_planck"]
+    # agreement within twice the histogram's own sampling noise at every saved time
+    assert fp["l1_max"] < 2 * fp["histogram_noise_l1_estimate"]
+    assert f"{fp['l1_final']:.4g}" in report
+
+
+@pytest.mark.slow
+def test_kramers_escape(tmp_path):
+    res = run_experiment(ROOT / "experiments/configs/kramers_escape.toml", tmp_path / "out", progress=False)
+    metrics, report = _check_outputs(res)
+    k = metrics["kramers"]
+    # EM vs the FP adjoint: within 4 standard errors of the EM estimate (plus EM's O(dt) bias, small here)
+    assert abs(k["mfpt_em"] - k["mfpt_fp"]) < 4 * k["mfpt_em_se"] + 0.03 * k["mfpt_fp"]
+    # Kramers' formula is asymptotic: at a barrier of 4 kT it is within 25 % of the exact MFPT
+    assert k["kramers_vs_fp_rel"] < 0.25
+    assert "Kramers" in report
+
+
+@pytest.mark.slow
+def test_ddpm_spiral(tmp_path):
+    res = run_experiment(ROOT / "experiments/configs/ddpm_spiral.toml", tmp_path / "out", progress=False)
+    metrics, report = _check_outputs(res)
+    d = metrics["ddpm"]
+    assert d["sliced_wasserstein"] < 4 * d["sliced_wasserstein_noise_floor"]
+    assert "reverse_process" in report
+
+
+@pytest.mark.slow
+def test_mcmc_vs_score(tmp_path):
+    res = run_experiment(ROOT / "experiments/configs/mcmc_vs_score.toml", tmp_path / "out", progress=False)
+    metrics, report = _check_outputs(res)
+    rows = {(r["target"], r["method"]): r for r in metrics["mcmc_vs_score"]}
+    for target in ("seed_1d", "gaussian_mixture_2d"):
+        assert rows[(target, "MALA exact score")]["passed"]
+        assert rows[(target, "Fokker–Planck stationary()")]["TV"] < 1e-3
+    assert "ESS/s" in report
+
+
+def test_unknown_key_names_table_and_key(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[experiment]\nkind = "mcmc_vs_score"\n[compare]\nn_chain = 10\n')
+    with pytest.raises(ConfigError) as e:
+        run_experiment(cfg, tmp_path / "o")
+    assert "[compare]" in str(e.value) and "n_chain" in str(e.value)
+    r = subprocess.run([sys.executable, "-m", "sde_toolkit.cli", "run", str(cfg), "-o", str(tmp_path / "o2")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "n_chain" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_non_empty_outdir_needs_overwrite(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(ConfigError, match="overwrite"):
+        run_experiment(ROOT / "experiments/configs/ou_stationary.toml", out)
+    assert (out / "keep.txt").read_text() == "x"
+
+
+def test_kind_required_without_simulation_tables(tmp_path):
+    cfg = tmp_path / "k.toml"
+    cfg.write_text("[compare]\nseed = 1\n")
+    with pytest.raises(ConfigError, match="kind"):
+        run_experiment(cfg, tmp_path / "o")
+
+
+def test_run_cli_prints_report_location(tmp_path):
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(
+        '[sde]\ntype = "ornstein_uhlenbeck"\ntheta = 1.0\nsigma = 1.0\n'
+        '[initial]\ndistribution = "point"\nx = 1.0\nn_paths = 2000\n'
+        '[integrate]\nmethod = "exact"\ndt = 0.1\nt1 = 3.0\nseed = 0\n'
+        '[output]\npath = "ou.h5"\n'
+    )
+    r = subprocess.run([sys.executable, "-m", "sde_toolkit.cli", "run", str(cfg), "-o", str(tmp_path / "o"),
+                        "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "report:" in r.stdout and str(tmp_path / "o" / "report.md") in r.stdout
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["stationary"]["passed"]
