@@ -10,11 +10,14 @@ explicit (adaptive), implicit and scipy (BDF) solvers. Then stationary() from 10
 to 1024^2 (2-D); a size is skipped when the previous one predicts more than ~30 s.
 
 Every case runs in a fresh subprocess (fork) with a time limit; memory is the peak resident set size of that
-process above its size after imports. Run: ``python experiments/benchmarks/bench_fp.py``.
+process above its size after imports. Run: ``python experiments/benchmarks/bench_fp.py``; only the
+``stationary()`` scaling table: ``python experiments/benchmarks/bench_fp.py --only scaling`` (add ``--dims 1`` for
+the 1-D rows alone).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import multiprocessing as mp
 import resource
@@ -187,10 +190,25 @@ def fmt(r, key="time", spec="{:.3g}"):
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else spec.format(v)
 
 
-def main():
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark; ``--only evolve|scaling`` runs one part, ``--dims`` picks the scaling dimensions."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=("evolve", "scaling"), default=None,
+                    help="run only the evolve comparison or only the stationary() scaling table")
+    ap.add_argument("--dims", type=int, nargs="+", choices=(1, 2), default=[1, 2],
+                    help="dimensions of the stationary() scaling table (default: 1 2)")
+    args = ap.parse_args(argv)
     # warm the sympy / numba paths so the parent's fork carries them
     st.OverdampedLangevin(SEED_EXPR).drift(np.zeros((1, 1)), 0.0)
     print(f"# Fokker–Planck benchmark (t = {T_END}; medians of {REPEATS} runs unless noted)\n")
+    if args.only != "scaling":
+        evolve_tables()
+    if args.only != "evolve":
+        scaling_table(args.dims)
+
+
+def evolve_tables() -> None:
+    """The evolve comparison with py-pde and the speed-up summary."""
     rows = []
     print("## Evolve a narrow density to t = 10; L1 against the exact stationary density\n")
     print("| problem | solver | wall time (s) | L1 vs exact stationary | peak RSS (MB) | note |")
@@ -226,10 +244,15 @@ def main():
     for label, s, tp, to, ratio in rows:
         print(f"| {label} | {s} | {tp:.3g} | {to:.3g} | {ratio:.0f}x |")
 
-    print("\n## stationary() scaling (assembly + sparse direct solve)\n")
+
+def scaling_table(dims=(1, 2)) -> None:
+    """``stationary()`` from 10^3 to 10^6 cells (1-D) and 64^2 to 1024^2 (2-D)."""
+    print("\n## stationary() scaling (assembly + direct solve: banded in 1-D, sparse LU in 2-D)\n")
     print("| dim | cells | wall time (s) | of which assembly (s) | L1 vs exact | peak RSS (MB) | note |")
     print("|---|---|---|---|---|---|---|")
     for dim, sizes in ((1, [10**3, 10**4, 10**5, 10**6]), (2, [64, 128, 256, 512, 1024])):
+        if dim not in dims:
+            continue
         prev = None
         for n in sizes:
             cells = n if dim == 1 else n * n

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -415,18 +416,15 @@ class FokkerPlanck:
         if self.time_dependent and t is None:
             raise ValueError("the SDE is time-dependent: pass t= to freeze it, or use evolve()")
         tt = 0.0 if t is None else float(t)
-        L = self.generator(tt).tocsr()
-        k = self._pin_guess(tt)
-        p = self._pinned_solve(L, k)
+        op = self.operator(tt)
+        k = self._pin_guess(op)
+        p = self._pinned_solve(op, k)
         if not self._plausible(p):
             # the pinned cell holds (almost) no mass and the solve lost all precision: find the bulk by one
             # long implicit-Euler step from the uniform density (a positive, well-conditioned solve), pin there
-            N = L.shape[0]
-            T = 1e6 / max(abs(L.diagonal()).max(), 1e-300)
-            guess = spla.spsolve((sp.identity(N, format="csc") - T * L).tocsc(), np.ones(N))
-            p = self._pinned_solve(L, int(np.argmax(guess)))
+            p = self._pinned_solve(op, int(np.argmax(self._long_implicit_step(op))))
         elif p.max() > 1e3:
-            p = self._pinned_solve(L, int(np.argmax(p)))
+            p = self._pinned_solve(op, int(np.argmax(p)))
         if not self._plausible(p):
             raise RuntimeError(f"stationary(): the sparse solve did not return a valid density "
                                f"(min {np.nanmin(p):.3g}, max {np.nanmax(p):.3g})")
@@ -437,9 +435,9 @@ class FokkerPlanck:
             self._check_confined(p, tt)
         return p
 
-    def _pin_guess(self, t: float) -> int:
-        if self.use_potential and isinstance(self.sde, OverdampedLangevin):
-            return int(np.argmin(self.sde.potential.energy(self.grid.points())))
+    def _pin_guess(self, op: Operator) -> int:
+        if op.energy is not None:  # potential minimum, from the energies the assembly already evaluated
+            return int(np.argmin(op.energy))
         return int(np.ravel_multi_index(tuple(n // 2 for n in self.grid.shape), self.grid.shape))
 
     @staticmethod
@@ -447,15 +445,43 @@ class FokkerPlanck:
         return bool(np.all(np.isfinite(p)) and p.max() < 1e8 and p.min() >= -1e-10 * p.max())
 
     @staticmethod
-    def _pinned_solve(L: sp.csr_matrix, k: int) -> np.ndarray:
-        A = L.copy()
+    def _pinned_solve(op: Operator, k: int) -> np.ndarray:
+        """Solve ``L p = 0`` with row ``k`` replaced by ``p_k = 1``: banded LU (``O(N)``) for tridiagonal ``L``,
+        sparse LU otherwise. Pinning keeps the tridiagonal structure (row ``k`` becomes a unit row)."""
+        N = op.L.shape[0]
+        rhs = np.zeros(N)
+        rhs[k] = 1.0
+        if op.bands is not None:
+            ab = op.bands.copy()
+            ab[1, k] = 1.0
+            if k + 1 < N:
+                ab[0, k + 1] = 0.0  # L[k, k + 1]
+            if k >= 1:
+                ab[2, k - 1] = 0.0  # L[k, k - 1]
+            with np.errstate(all="ignore"):
+                try:
+                    return sla.solve_banded((1, 1), ab, rhs, overwrite_ab=True, overwrite_b=True,
+                                            check_finite=False)
+                except np.linalg.LinAlgError:
+                    return np.full(N, np.nan)  # singular: reported as implausible by the caller
+        A = op.L.copy()
         A.data[A.indptr[k]:A.indptr[k + 1]] = 0.0
         A = A + sp.csr_matrix(([1.0], ([k], [k])), shape=A.shape)
         A.eliminate_zeros()
-        rhs = np.zeros(A.shape[0])
-        rhs[k] = 1.0
         with np.errstate(all="ignore"):
             return spla.spsolve(A.tocsc(), rhs)
+
+    @staticmethod
+    def _long_implicit_step(op: Operator) -> np.ndarray:
+        """``(I - T L)^{-1} 1`` for a very long ``T``: a positive density concentrated on the bulk."""
+        L = op.L
+        N = L.shape[0]
+        T = 1e6 / max(abs(L.diagonal()).max(), 1e-300)
+        if op.bands is not None:
+            ab = -T * op.bands
+            ab[1] += 1.0
+            return sla.solve_banded((1, 1), ab, np.ones(N), overwrite_ab=True, check_finite=False)
+        return spla.spsolve((sp.identity(N, format="csc") - T * L).tocsc(), np.ones(N))
 
     def _check_confined(self, p: np.ndarray, t: float) -> None:
         """Raise when the density peaks in a cell at a reflecting wall that the drift pushes against."""

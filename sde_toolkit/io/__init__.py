@@ -8,6 +8,8 @@ h5py is imported only inside this package, and only when a file is touched.
 * ``load_trajectory(path)``: the whole run in memory as a :class:`~sde_toolkit.integrate.Trajectory`.
 * ``resume(path, sde=None)``: continue a killed or interrupted run, bit-identical to an unbroken one.
 * ``export(path, format, out)``: npz, csv (long format) or NetCDF (optional extra ``netcdf``).
+* ``write_chains(chains, path)``, ``read_chains(path)``, ``open_chains(path)``: MCMC chains (the file that
+  ``st.mcmc.langevin(..., out=path)`` streams into), exact round trip and a lazy :class:`ChainsFile` view.
 
 The layout is documented in ``docs/file-format.md``.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 
+from .chains import ChainsFile, ChainsWriter, open_chains, read_chains, write_chains
 from .export import FORMATS, MissingExtraError, export
 from .h5md import (
     H5MDRun,
@@ -56,6 +59,11 @@ __all__ = [
     "OBSERVABLE_NAMES",
     "partial_path",
     "final_path",
+    "write_chains",
+    "read_chains",
+    "open_chains",
+    "ChainsFile",
+    "ChainsWriter",
 ]
 
 

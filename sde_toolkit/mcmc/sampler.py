@@ -192,12 +192,34 @@ def _n_threads(n_threads) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ drivers
+def _segments(n_steps: int, burn_in: int, thin: int, block: int) -> list[tuple[int, int, int]]:
+    """Cut a run into ``(steps, burn_in, kept)`` pieces of at most ``block`` kept samples each.
+
+    The first piece carries the burn-in, later ones start right after a kept step (burn-in 0), and the last
+    one also runs the trailing steps that keep no sample, so the pieces run back to back are the whole run.
+    """
+    n_kept = (n_steps - burn_in) // thin
+    out = []
+    done = 0
+    while done < n_kept:
+        k = min(block, n_kept - done)
+        out.append([k * thin + (burn_in if done == 0 else 0), burn_in if done == 0 else 0, k])
+        done += k
+    out[-1][0] += (n_steps - burn_in) - n_kept * thin
+    return [tuple(seg) for seg in out]
+
+
 def _run_fused(potential, method, x0, streams, n_steps, burn_in, thin, step, kT, gamma, n_threads, progress,
-               store_energy):
+               store_energy, sink=None, block=None):
     n, d = x0.shape
     n_kept = (n_steps - burn_in) // thin
-    out_x = np.empty((n_kept, n, d))
-    out_e = np.empty((n_kept if (store_energy or method == "mala") else 0, n))
+    # Without a sink one piece runs everything. With one, the run is cut into pieces of `block` kept samples:
+    # each piece restarts the drivers from the carried state (positions, BAOAB momenta in final_p, the block
+    # generators, which advance in place), which gives the same chains bit for bit as one piece.
+    segments = [(n_steps, burn_in, n_kept)] if sink is None else _segments(n_steps, burn_in, thin, block)
+    buf = max(seg[2] for seg in segments)
+    out_x = np.empty((buf, n, d))
+    out_e = np.empty((buf if (store_energy or method == "mala") else 0, n))
     acc = np.zeros(n)
     final_x = np.empty((n, d))
     final_p = np.zeros((n, d))
@@ -223,30 +245,38 @@ def _run_fused(potential, method, x0, streams, n_steps, burn_in, thin, step, kT,
         driver(x0[:1], g0, 0, 1, 1, 0, 1, *coeffs, np.empty((1, 1, d)), np.empty((1, 1)), np.zeros(1),
                np.empty((1, d)), final_p[:1].copy())
         compile_time = time.perf_counter() - t0
-    bar = _progress_bar(progress, len(streams.blocks), f"mcmc {method}")
+    nb = len(streams.blocks)
+    bar = _progress_bar(progress, nb * len(segments), f"mcmc {method}")
+    piece = {}
 
     def work(b):
         c0, c1_ = streams.blocks[b]
-        driver(x0, streams.generators[b], c0, c1_, n_steps, burn_in, thin, *coeffs, out_x, out_e, acc, final_x, final_p)
+        driver(piece["x"], streams.generators[b], c0, c1_, piece["steps"], piece["burn"], thin, *coeffs,
+               piece["out_x"], piece["out_e"], acc, final_x, final_p)
         return b
 
     t0 = time.perf_counter()
-    nb = len(streams.blocks)
-    if n_threads == 1 or nb == 1:
-        for b in range(nb):
-            work(b)
-            if bar is not None:
-                bar.update(1)
-    else:
-        with ThreadPoolExecutor(max_workers=min(n_threads, nb)) as pool:
-            for _ in pool.map(work, range(nb)):
+    x_start, k0 = x0, 0
+    pool = ThreadPoolExecutor(max_workers=min(n_threads, nb)) if n_threads > 1 and nb > 1 else None
+    try:
+        for steps, burn, kept in segments:
+            piece.update(x=x_start, steps=steps, burn=burn, out_x=out_x[:kept], out_e=out_e[:kept])
+            for _ in (pool.map(work, range(nb)) if pool is not None else map(work, range(nb))):
                 if bar is not None:
                     bar.update(1)
+            if sink is not None:
+                sink.write(k0, out_x[:kept], out_e[:kept] if out_e.shape[0] else None,
+                           acc if method == "mala" else None)
+            k0 += kept
+            x_start = final_x.copy()
+    finally:
+        if pool is not None:
+            pool.shutdown()
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()
     return dict(
-        samples=out_x,
+        samples=out_x if sink is None else None,
         energies=out_e if out_e.shape[0] else None,
         accepted=acc if method == "mala" else None,
         final_position=final_x,
@@ -256,11 +286,13 @@ def _run_fused(potential, method, x0, streams, n_steps, burn_in, thin, step, kT,
     )
 
 
-def _run_batched(grad_fn, energy_fn, method, x0, streams, n_steps, burn_in, thin, step, kT, gamma, progress):
+def _run_batched(grad_fn, energy_fn, method, x0, streams, n_steps, burn_in, thin, step, kT, gamma, progress,
+                 sink=None, block=None):
     n, d = x0.shape
     n_kept = (n_steps - burn_in) // thin
-    out_x = np.empty((n_kept, n, d))
-    out_e = np.empty((n_kept, n)) if energy_fn is not None else None
+    buf = n_kept if sink is None else min(block, n_kept)  # with a sink: a ring of `block` kept samples
+    out_x = np.empty((buf, n, d))
+    out_e = np.empty((buf, n)) if energy_fn is not None else None
     acc = np.zeros(n) if method == "mala" else None
     t0 = time.perf_counter()
     if method == "ula":
@@ -275,7 +307,7 @@ def _run_batched(grad_fn, energy_fn, method, x0, streams, n_steps, burn_in, thin
     if state.grad.shape != x0.shape:
         raise ValueError(f"the gradient/score has shape {state.grad.shape}, expected {x0.shape}")
     bar = _progress_bar(progress, n_steps, f"mcmc {method}")
-    k = 0
+    k = k0 = 0
     for s in range(1, n_steps + 1):
         state, info = kernel(streams, state, step)
         if acc is not None and s > burn_in:
@@ -285,12 +317,17 @@ def _run_batched(grad_fn, energy_fn, method, x0, streams, n_steps, burn_in, thin
             if out_e is not None:
                 out_e[k] = state.energy if method == "mala" else energy_fn(state.position)
             k += 1
+            if sink is not None and k == buf:
+                sink.write(k0, out_x[:k], None if out_e is None else out_e[:k], acc)
+                k0, k = k0 + k, 0
         if bar is not None:
             bar.update(1)
+    if sink is not None and k:
+        sink.write(k0, out_x[:k], None if out_e is None else out_e[:k], acc)
     if bar is not None:
         bar.close()
     return dict(
-        samples=out_x,
+        samples=out_x if sink is None else None,
         energies=out_e,
         accepted=acc,
         final_position=state.position,
@@ -317,6 +354,8 @@ def langevin(
     n_threads: int | None = None,
     backend: str = "auto",
     store_energy: bool = True,
+    out=None,
+    overwrite: bool = False,
 ) -> Chains:
     """Run ``n_chains`` Langevin MCMC chains targeting ``pi(x) ~ exp(-V(x) / kT)``.
 
@@ -344,6 +383,13 @@ def langevin(
         backend: ``"auto"`` (fused for potentials, batched for scores), ``"numba"`` or ``"numpy"``.
         store_energy: record ``V`` at the kept samples (Potential targets). MALA has it for free; ULA and BAOAB
             pay one extra energy evaluation per kept sample, so pass ``False`` when speed matters.
+        out: path of an HDF5 file to stream the chains into (layout: :mod:`sde_toolkit.io.chains` and
+            ``docs/file-format.md``). Kept samples are written in blocks of about 8 MiB as the sampler runs,
+            each block a durable commit (data, then the counter, each flushed) into ``<out>.partial``, renamed
+            to ``out`` when the run completes; only one block is held in memory while sampling. The chains are
+            the same, bit for bit, as without ``out``; the returned :class:`Chains` is read back from the file.
+            ``KeyboardInterrupt`` publishes the committed samples with status ``"interrupted"``.
+        overwrite: replace an existing ``out`` (otherwise ``FileExistsError``).
 
     Returns:
         :class:`Chains`.
@@ -351,6 +397,8 @@ def langevin(
     Raises:
         ValueError: unknown method/backend, ``step <= 0``, NaN/inf in ``x0``, a shape mismatch, MALA with a
             score alone, ``n_kept < 1``.
+        FileExistsError: ``out`` (or ``<out>.partial``) exists and ``overwrite`` is False.
+        FileNotFoundError: the folder of ``out`` does not exist.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -381,19 +429,40 @@ def langevin(
     x0 = _check_x0(x0, target.dim if is_potential else None)
     streams = BlockStreams(seed, x0.shape[0])
     use_fused = is_potential and target.has_numba_face and backend != "numpy"
-    if use_fused:
-        res = _run_fused(
-            target, method, x0, streams, n_steps, burn_in, thin, h, kT, gamma, n_threads, progress, store_energy
+    used = "numba" if use_fused else "numpy"
+    records_energy = is_potential and (store_energy or method == "mala")
+    sink = block = None
+    if out is not None:
+        from ..io.chains import ChainsWriter, stream_block
+
+        block = stream_block(*x0.shape)
+        sink = ChainsWriter.create(
+            out, n_kept=(n_steps - burn_in) // thin, n_chains=x0.shape[0], dim=x0.shape[1], method=method, step=h,
+            kT=kT, gamma=gamma, n_steps=n_steps, burn_in=burn_in, thin=thin, seed=int(streams.entropy),
+            backend=used, has_energies=records_energy, has_accepted=method == "mala",
+            has_momentum=method == "baoab", overwrite=overwrite,
+            config={"target": repr(target), "t": t, "store_energy": bool(store_energy)},
         )
-        used = "numba"
-    else:
-        if is_potential:
-            grad_fn = target.grad
-            energy_fn = target.energy if (store_energy or method == "mala") else None
+    try:
+        if use_fused:
+            res = _run_fused(target, method, x0, streams, n_steps, burn_in, thin, h, kT, gamma, n_threads, progress,
+                             store_energy, sink, block)
         else:
-            grad_fn, energy_fn = _score_grad_fn(target, t, *x0.shape), None
-        res = _run_batched(grad_fn, energy_fn, method, x0, streams, n_steps, burn_in, thin, h, kT, gamma, progress)
-        used = "numpy"
+            if is_potential:
+                grad_fn = target.grad
+                energy_fn = target.energy if records_energy else None
+            else:
+                grad_fn, energy_fn = _score_grad_fn(target, t, *x0.shape), None
+            res = _run_batched(grad_fn, energy_fn, method, x0, streams, n_steps, burn_in, thin, h, kT, gamma,
+                               progress, sink, block)
+        if sink is not None:
+            return sink.finish(final_position=res["final_position"], final_momentum=res["final_momentum"],
+                               accepted=res["accepted"], wall_time=res["wall_time"],
+                               compile_time=res.get("compile_time", 0.0))
+    except BaseException as exc:
+        if sink is not None:
+            sink.abort(interrupted=isinstance(exc, KeyboardInterrupt))
+        raise
     return Chains(
         method=method,
         step=h,

@@ -101,3 +101,30 @@ def test_stationary_when_the_density_is_far_from_the_centre():
     var = 0.09 / 10.0
     exact = np.exp(-((x - 7.0) ** 2) / (2 * var)) / np.sqrt(2 * np.pi * var)
     assert np.abs(p - exact).sum() * g.cell_volume < 1e-3
+
+
+@pytest.mark.parametrize("name", ["seed", "user"])
+def test_banded_stationary_solve_equals_sparse_lu(name):
+    import dataclasses
+
+    from sde_toolkit.fokker_planck import FokkerPlanck
+
+    if name == "seed":
+        sde = st.OverdampedLangevin("0.1*x**2 - log(0.2 + cos(2*x)**2)", kT=1.0)
+        fp = FokkerPlanck(sde, st.Grid(-10, 10, 2000))
+    else:
+        sde = st.SDE.from_functions(lambda x, t: -2.0 * x**3 + x, 0.7, dim=1)
+        fp = FokkerPlanck(sde, st.Grid(-3, 3, 700), time_dependent=False)
+    op = fp.operator()
+    assert op.bands is not None
+    sparse = dataclasses.replace(op, bands=None)
+    # well-conditioned pins (cells in the bulk of the density), as stationary() chooses them
+    bulk = int(np.argmax(fp.stationary()))
+    for k in (fp._pin_guess(op), bulk, bulk + 7):
+        banded = FokkerPlanck._pinned_solve(op, k)
+        lu = FokkerPlanck._pinned_solve(sparse, k)
+        np.testing.assert_allclose(banded, lu, rtol=1e-10, atol=1e-14 * np.abs(lu).max())
+    # the fallback long implicit step agrees too, and is a positive vector
+    a, b = FokkerPlanck._long_implicit_step(op), FokkerPlanck._long_implicit_step(sparse)
+    assert a.min() > 0
+    np.testing.assert_allclose(a, b, rtol=1e-8)

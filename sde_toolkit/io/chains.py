@@ -1,0 +1,495 @@
+"""MCMC chains in the project's HDF5 file family: a crash-safe streaming writer, a reader and a lazy view.
+
+Layout (full reference in ``docs/file-format.md``)::
+
+    /h5md                                        attrs version=[1, 1]; groups author (name), creator (name, version)
+    /particles/chains/box                        attrs dimension=<dim>, boundary=["none", ...]
+    /particles/chains/position/value             (n_kept, n_chains, dim) float64: the kept samples
+    /particles/chains/position/{step,time}       (n_kept,) sampler step (int64) and time = step * step_size
+    /particles/chains/potential_energy/{value,step,time}   (n_kept, n_chains) V at the samples (when recorded)
+    /mcmc                                        attrs: status, method, step, kT, gamma, seed, burn_in, thin,
+                                                 n_steps, config (JSON), package version, acceptance_rate,
+                                                 tau/ess/rhat (per coordinate), ...
+    /mcmc/n_committed                            int64 scalar: kept samples safely on disk
+    /mcmc/accepted                               (n_chains,) float64 MALA accept counts after burn-in
+    /mcmc/final_position, /mcmc/final_momentum   (n_chains, dim) state after the last step (momentum: BAOAB)
+
+Why ``/particles/chains`` for the samples: a chain is a particle that moves in sampler time, so H5MD-aware
+tools read the chains as a particle trajectory, with the same ``value/step/time`` triplet as
+``/particles/all/position`` of an SDE trajectory. Everything H5MD has no element for (acceptance counts, final
+state, provenance, diagnostics, the commit counter) goes in ``/mcmc``. A file holds one sampler run; the
+group names differ from a trajectory file's (``/particles/all``, ``/parameters/sde_toolkit``), so a reader can
+tell the two kinds apart.
+
+Crash safety follows :mod:`sde_toolkit.io.h5md`: default ``libver``; every dataset is created up front with
+its final size (chunked, resizable, NaN fill) and flushed before the file appears as ``<out>.partial`` (built
+under a private name opened with ``"w-"``, then hard-linked into place); each block of kept samples is written
+data first, then the ``n_committed`` counter, each followed by a flush, so the counter never runs ahead of the
+data; the finished file is renamed to ``<out>`` with :func:`os.replace`. A run stopped by ``KeyboardInterrupt``
+is trimmed to its committed samples and published with status ``"interrupted"``; a killed run, or one that
+fails with another error after committing samples, stays at ``<out>.partial`` with status ``"running"`` (read
+it with ``allow_partial=True``). Chains cannot be resumed: the file has no random-stream checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from .h5md import (
+    CHUNK_CACHE_BYTES,
+    IncompleteRunWarning,
+    _attr,
+    _chunk_shape,
+    _h5py,
+    _is_lock_error,
+    _json,
+    _now,
+    _probe_partial,
+    _publish_new,
+    _user_name,
+    partial_path,
+)
+
+__all__ = ["ChainsWriter", "ChainsFile", "write_chains", "read_chains", "open_chains", "stream_block"]
+
+GROUP = "/mcmc"
+PARTICLES = "/particles/chains"
+POSITION = PARTICLES + "/position"
+ENERGY = PARTICLES + "/potential_energy"
+FORMAT_VERSION = 1
+STATUSES = ("running", "complete", "interrupted")
+STREAM_BLOCK_BYTES = 8 << 20  # kept samples per durable commit while streaming: ~8 MiB of positions
+
+
+def stream_block(n_chains: int, dim: int) -> int:
+    """Kept samples per block (one durable commit each) when ``langevin(..., out=)`` streams."""
+    return max(1, STREAM_BLOCK_BYTES // (8 * int(n_chains) * int(dim)))
+
+
+def _seed_attr(seed: int):
+    seed = int(seed)
+    if 0 <= seed < 2**63:
+        return np.int64(seed)
+    if 0 <= seed < 2**64:
+        return np.uint64(seed)
+    return str(seed)  # 128-bit entropy of SeedSequence(None): exact as decimal text
+
+
+class ChainsWriter:
+    """Stream kept MCMC samples into ``<out>.partial`` and publish ``<out>`` at the end.
+
+    Create with :meth:`create`; call :meth:`write` per block of kept samples (each one a durable commit), then
+    :meth:`finish` (complete) or :meth:`abort` (interrupted or failed).
+    """
+
+    def __init__(self, file, part: Path, out: Path, n_kept: int, step_size: float, burn_in: int, thin: int,
+                 has_energies: bool, has_accepted: bool):
+        self._f = file
+        self.part, self.out = part, out
+        self.n_kept, self.step_size, self.burn_in, self.thin = n_kept, step_size, burn_in, thin
+        self.has_energies, self.has_accepted = has_energies, has_accepted
+        self.n_committed = 0
+        self.closed = False
+        self.status = "running"
+        self.final_file: Path | None = None
+
+    @classmethod
+    def create(cls, out, *, n_kept: int, n_chains: int, dim: int, method: str, step: float, kT: float,
+               gamma: float, n_steps: int, burn_in: int, thin: int, seed: int, backend: str,
+               has_energies: bool, has_accepted: bool, has_momentum: bool, config: dict | None = None,
+               overwrite: bool = False) -> ChainsWriter:
+        """Create ``<out>.partial`` with the full layout (sized for ``n_kept`` samples) and flush it.
+
+        Raises:
+            IsADirectoryError: ``out`` is a folder.
+            FileNotFoundError: the output folder does not exist.
+            FileExistsError: ``out`` exists and ``overwrite`` is False, or ``<out>.partial`` exists (another
+                writer, or a failed run; ``overwrite=True`` removes it unless another process holds it).
+        """
+        h5py = _h5py()
+        out = Path(out)
+        if out.is_dir():
+            raise IsADirectoryError(f"output {out} is a folder; give a file name such as {out / 'chains.h5'}")
+        parent = out.parent if str(out.parent) else Path(".")
+        if not parent.is_dir():
+            raise FileNotFoundError(f"output folder {parent} does not exist (output {out})")
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"output {out} already exists; pass overwrite=True to replace it")
+        part = partial_path(out)
+        if part.exists():
+            _probe_partial(part)
+            if not overwrite:
+                raise FileExistsError(f"{part} exists: an unfinished chains file of this output (killed, or still "
+                                      "being written elsewhere); pass overwrite=True to start over")
+            part.unlink()
+        tmp = part.with_name(f".{part.name}.{os.getpid()}.init")
+        try:
+            f = h5py.File(tmp, "w-", rdcc_nbytes=CHUNK_CACHE_BYTES)
+        except OSError as exc:
+            if _is_lock_error(exc):
+                raise FileExistsError(f"cannot create {tmp}: HDF5 file lock held by another process ({exc})") from None
+            raise
+        try:
+            h5 = f.create_group("h5md")
+            h5.attrs["version"] = np.array([1, 1], dtype=np.int32)
+            h5.create_group("author").attrs["name"] = _user_name()
+            creator = h5.create_group("creator")
+            creator.attrs["name"] = "sde_toolkit"
+            creator.attrs["version"] = __version__
+            box = f.create_group(PARTICLES + "/box")
+            box.attrs["dimension"] = np.int32(dim)
+            box.attrs["boundary"] = np.array(["none"] * dim, dtype=h5py.string_dtype())
+            chunks = _chunk_shape(n_kept, n_chains, dim, 8, None)
+            pos = f.create_group(POSITION)
+            pos.create_dataset("value", shape=(n_kept, n_chains, dim), maxshape=(None, n_chains, dim),
+                               dtype=np.float64, chunks=chunks, fillvalue=np.nan)
+            _axes(pos, n_kept, chunks[0])
+            if has_energies:
+                en = f.create_group(ENERGY)
+                en.create_dataset("value", shape=(n_kept, n_chains), maxshape=(None, n_chains), dtype=np.float64,
+                                  chunks=(chunks[0], chunks[1]), fillvalue=np.nan)
+                _axes(en, n_kept, chunks[0])
+            g = f.create_group(GROUP)
+            g.create_dataset("n_committed", data=np.int64(0))
+            if has_accepted:
+                g.create_dataset("accepted", data=np.zeros(n_chains))
+            g.create_dataset("final_position", shape=(n_chains, dim), dtype=np.float64, fillvalue=np.nan)
+            if has_momentum:
+                g.create_dataset("final_momentum", shape=(n_chains, dim), dtype=np.float64, fillvalue=np.nan)
+            cfg = {"method": method, "step": step, "kT": kT, "gamma": gamma, "n_steps": n_steps,
+                   "burn_in": burn_in, "thin": thin, "seed": int(seed), "n_chains": n_chains, "dim": dim,
+                   "backend": backend, **(config or {})}
+            attrs = {
+                "format_version": np.int32(FORMAT_VERSION), "status": "running", "method": method,
+                "step": float(step), "kT": float(kT), "gamma": float(gamma), "n_steps": np.int64(n_steps),
+                "burn_in": np.int64(burn_in), "thin": np.int64(thin), "seed": _seed_attr(seed),
+                "n_chains": np.int64(n_chains), "dim": np.int64(dim), "n_kept_expected": np.int64(n_kept),
+                "backend": backend, "config": _json(cfg), "package_version": __version__,
+                "numpy_version": np.__version__, "h5py_version": h5py.version.version,
+                "hdf5_version": h5py.version.hdf5_version, "creation_time": _now(),
+            }
+            for k, v in attrs.items():
+                g.attrs[k] = v
+            f.flush()
+            _publish_new(tmp, part)
+        except BaseException:
+            f.close()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return cls(f, part, out, n_kept, float(step), burn_in, thin, has_energies, has_accepted)
+
+    def write(self, i0: int, samples, energies=None, accepted=None) -> None:
+        """Write kept samples ``i0 .. i0 + len(samples)`` and commit them durably.
+
+        Args:
+            i0: index of the first sample of the block (must equal the number already committed).
+            samples: ``(k, n_chains, dim)``.
+            energies: ``(k, n_chains)`` (required when the file records energies).
+            accepted: ``(n_chains,)`` accept counts up to the block's last step (MALA).
+        """
+        if self.closed:
+            raise RuntimeError(f"{self.part} is closed")
+        if i0 != self.n_committed:
+            raise ValueError(f"blocks must be written in order: got i0={i0}, {self.n_committed} committed")
+        k = len(samples)
+        i1 = i0 + k
+        if i1 > self.n_kept:
+            raise ValueError(f"{i1} samples exceed the {self.n_kept} the file was created for")
+        steps = self.burn_in + self.thin * np.arange(i0 + 1, i1 + 1, dtype=np.int64)
+        times = steps * self.step_size
+        pos = self._f[POSITION]
+        pos["value"][i0:i1] = np.asarray(samples, dtype=np.float64)
+        pos["step"][i0:i1] = steps
+        pos["time"][i0:i1] = times
+        if self.has_energies:
+            if energies is None:
+                raise ValueError("this file records energies: pass energies=")
+            en = self._f[ENERGY]
+            en["value"][i0:i1] = np.asarray(energies, dtype=np.float64)
+            en["step"][i0:i1] = steps
+            en["time"][i0:i1] = times
+        g = self._f[GROUP]
+        if self.has_accepted and accepted is not None:
+            g["accepted"][...] = np.asarray(accepted, dtype=np.float64)
+        self._f.flush()  # data first ...
+        g["n_committed"][()] = np.int64(i1)
+        self._f.flush()  # ... then the counter that points to it
+        self.n_committed = i1
+
+    def finish(self, *, final_position, final_momentum=None, accepted=None, wall_time: float = 0.0,
+               compile_time: float = 0.0, diagnostics: bool = True):
+        """Store the final state, diagnostics and status ``"complete"``; publish ``<out>``.
+
+        Returns:
+            The :class:`~sde_toolkit.mcmc.Chains`, with samples read back from the file.
+        """
+        if self.n_committed != self.n_kept:
+            raise ValueError(f"only {self.n_committed} of {self.n_kept} samples were written")
+        g = self._f[GROUP]
+        try:
+            g["final_position"][...] = np.asarray(final_position, dtype=np.float64)
+            if final_momentum is not None and "final_momentum" in g:
+                g["final_momentum"][...] = np.asarray(final_momentum, dtype=np.float64)
+            if accepted is not None and self.has_accepted:
+                g["accepted"][...] = np.asarray(accepted, dtype=np.float64)
+            g.attrs["wall_time"] = float(wall_time)
+            g.attrs["compile_time"] = float(compile_time)
+            chains = _chains_from(self._f, self.n_kept, complete=True)
+            _write_diagnostics(g, chains, diagnostics)
+            g.attrs["end_time"] = _now()
+            g.attrs["status"] = "complete"
+            self._f.flush()
+        except BaseException:
+            self._close("running")
+            raise
+        self._close("complete")
+        return chains
+
+    def abort(self, interrupted: bool) -> None:
+        """End a run that did not finish: publish the committed samples as ``"interrupted"``, or keep
+        ``<out>.partial`` with status ``"running"`` (removed when nothing was committed)."""
+        if self.closed:
+            return
+        if interrupted:
+            g = self._f[GROUP]
+            n = self.n_committed
+            for ds in _series(self._f):
+                ds.resize(n, axis=0)
+            g.attrs["status"] = "interrupted"
+            g.attrs["end_time"] = _now()
+            self._f.flush()
+            self._close("interrupted")
+            return
+        self._close("running")
+        if self.n_committed == 0:
+            with contextlib.suppress(OSError):
+                self.part.unlink()
+            self.final_file = None
+
+    def _close(self, status: str) -> None:
+        self._f.close()
+        self.closed = True
+        self.status = status
+        if status == "running":
+            self.final_file = self.part
+            return
+        os.replace(self.part, self.out)
+        self.final_file = self.out
+
+
+def _axes(group, n: int, chunk: int) -> None:
+    kw = {"maxshape": (None,), "chunks": (max(1, min(max(chunk, 64), max(n, 1))),)}
+    group.create_dataset("step", shape=(n,), dtype=np.int64, fillvalue=-1, **kw)
+    group.create_dataset("time", shape=(n,), dtype=np.float64, fillvalue=np.nan, **kw)
+    group["time"].attrs["unit"] = "sampler time (step * step_size)"
+
+
+def _series(f) -> list:
+    out = [f[POSITION][k] for k in ("value", "step", "time")]
+    if ENERGY in f:
+        out += [f[ENERGY][k] for k in ("value", "step", "time")]
+    return out
+
+
+def _write_diagnostics(g, chains, enabled: bool) -> None:
+    if chains.accepted is not None:
+        g.attrs["acceptance_rate"] = float(chains.acceptance_rate)
+    g.attrs["n_diverged"] = np.int64(int(chains.diverged.sum()))
+    if enabled and chains.samples.shape[0] >= 4 and np.isfinite(chains.samples).all():
+        g.attrs["tau"] = np.asarray(chains.tau(), dtype=np.float64)
+        g.attrs["ess"] = np.asarray(chains.ess(), dtype=np.float64)
+        g.attrs["rhat"] = np.asarray(chains.rhat(), dtype=np.float64)
+
+
+def _chains_from(f, n: int, complete: bool):
+    """A :class:`Chains` from an open file's first ``n`` kept samples."""
+    from ..mcmc.sampler import Chains
+
+    g = f[GROUP]
+    a = {k: _attr(v) for k, v in g.attrs.items()}
+    samples = f[POSITION]["value"][:n]
+    energies = f[ENERGY]["value"][:n] if ENERGY in f else None
+    accepted = g["accepted"][...] if "accepted" in g else None
+    burn_in, thin = int(a["burn_in"]), int(a["thin"])
+    if complete:
+        n_steps = int(a["n_steps"])
+        final_x = g["final_position"][...]
+        final_p = g["final_momentum"][...] if "final_momentum" in g else None
+    else:
+        # an incomplete run ends, as far as the file knows, at its last committed kept sample
+        n_steps = burn_in + thin * n
+        final_x = samples[-1].copy() if n else np.full(g["final_position"].shape, np.nan)
+        final_p = None
+    return Chains(
+        samples=samples, method=str(a["method"]), step=float(a["step"]), kT=float(a["kT"]),
+        gamma=float(a["gamma"]), n_steps=n_steps, burn_in=burn_in, thin=thin, seed=int(a["seed"]),
+        final_position=final_x, backend=str(a["backend"]), energies=energies, accepted=accepted,
+        final_momentum=final_p, wall_time=float(a.get("wall_time", 0.0)),
+        compile_time=float(a.get("compile_time", 0.0)),
+    )
+
+
+def write_chains(chains, path, *, config: dict | None = None, overwrite: bool = False,
+                 diagnostics: bool = True) -> Path:
+    """Write an in-memory :class:`~sde_toolkit.mcmc.Chains` to ``path`` (same layout and protocol as
+    ``langevin(..., out=path)``).
+
+    Args:
+        chains: the chains.
+        path: output file; written as ``<path>.partial`` and renamed when complete.
+        config: extra JSON-able provenance merged into the ``config`` attribute.
+        overwrite: replace an existing file.
+        diagnostics: store ``tau``, ``ess`` and ``rhat`` attributes (needs >= 4 finite kept samples).
+
+    Returns:
+        The published path.
+    """
+    n_kept, n_chains, dim = chains.samples.shape
+    w = ChainsWriter.create(
+        path, n_kept=n_kept, n_chains=n_chains, dim=dim, method=chains.method, step=chains.step, kT=chains.kT,
+        gamma=chains.gamma, n_steps=chains.n_steps, burn_in=chains.burn_in, thin=chains.thin, seed=chains.seed,
+        backend=chains.backend, has_energies=chains.energies is not None, has_accepted=chains.accepted is not None,
+        has_momentum=chains.final_momentum is not None, config=config, overwrite=overwrite,
+    )
+    try:
+        block = stream_block(n_chains, dim)
+        for i0 in range(0, n_kept, block):
+            i1 = min(i0 + block, n_kept)
+            w.write(i0, chains.samples[i0:i1], None if chains.energies is None else chains.energies[i0:i1])
+        w.finish(final_position=chains.final_position, final_momentum=chains.final_momentum,
+                 accepted=chains.accepted, wall_time=chains.wall_time, compile_time=chains.compile_time,
+                 diagnostics=diagnostics)
+    except BaseException as exc:
+        w.abort(interrupted=isinstance(exc, KeyboardInterrupt))
+        raise
+    return w.final_file
+
+
+class ChainsFile:
+    """Lazy view of a chains file: metadata now, samples on demand.
+
+    Attributes:
+        path: the file.
+        status: ``"complete"``, ``"interrupted"`` or ``"running"`` (being written, killed or failed).
+        n_committed: kept samples safely on disk (the view never shows more); ``n_expected``: of the full run.
+        samples: :class:`~sde_toolkit.io.LazyFrames` ``(n_committed, n_chains, dim)``.
+        energies: :class:`~sde_toolkit.io.LazyFrames` ``(n_committed, n_chains)`` or ``None``.
+        steps, t: ``(n_committed,)`` sampler steps and times of the kept samples.
+        accepted: ``(n_chains,)`` MALA accept counts (``None`` otherwise).
+        config: the run's parameters (dict); meta: every attribute of ``/mcmc``.
+    """
+
+    def __init__(self, path, allow_partial: bool = False, *, _warn: bool = True):
+        from .h5md import LazyFrames
+
+        p = Path(path)
+        if not p.exists() and partial_path(p).exists():
+            p = partial_path(p)
+        if not p.exists():
+            raise FileNotFoundError(f"no such file: {path}")
+        self.path = p
+        self._keep = None
+        with _h5py().File(p, "r") as f:
+            if GROUP not in f or POSITION not in f:
+                raise ValueError(f"{p} is not an sde_toolkit chains file (no {GROUP} and {POSITION})")
+            g = f[GROUP]
+            self.meta = {k: _attr(v) for k, v in g.attrs.items()}
+            self.n_committed = int(g["n_committed"][()])
+            self.status = str(self.meta["status"])
+            self.n_expected = int(self.meta["n_kept_expected"])
+            self.config = json.loads(self.meta["config"])
+            n = self.n_committed
+            self.steps = f[POSITION]["step"][:n]
+            self.t = f[POSITION]["time"][:n]
+            self.accepted = g["accepted"][...] if "accepted" in g else None
+            tail = f[POSITION]["value"].shape[1:]
+            has_e = ENERGY in f
+        if self.status != "complete":
+            if not allow_partial:
+                raise ValueError(f"{p}: incomplete chains (status {self.status!r}, {self.n_committed} of "
+                                 f"{self.n_expected} samples committed); pass allow_partial=True to read them")
+            if _warn:
+                warnings.warn(f"{p}: reading {n} committed samples of an incomplete run (status "
+                              f"{self.status!r}, {self.n_expected} expected)", IncompleteRunWarning, stacklevel=3)
+        self.samples = LazyFrames(self, f"{POSITION}/value", n, tail, np.float64)
+        self.energies = LazyFrames(self, f"{ENERGY}/value", n, tail[:1], np.float64) if has_e else None
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    @property
+    def method(self) -> str:
+        return str(self.meta["method"])
+
+    @property
+    def n_chains(self) -> int:
+        return int(self.meta["n_chains"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Stored acceptance rate (MALA, complete runs), else ``None``."""
+        v = self.meta.get("acceptance_rate")
+        return None if v is None else float(v)
+
+    @contextlib.contextmanager
+    def _opened(self):
+        if self._keep is not None:
+            yield self._keep
+            return
+        with _h5py().File(self.path, "r") as f:
+            yield f
+
+    def __enter__(self) -> ChainsFile:
+        """Keep the file open while in the ``with`` block (faster repeated slicing)."""
+        self._keep = _h5py().File(self.path, "r")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._keep is not None:
+            self._keep.close()
+            self._keep = None
+
+    def load(self):
+        """The committed samples as an in-memory :class:`~sde_toolkit.mcmc.Chains`.
+
+        For an incomplete file, ``n_steps`` and ``final_position`` describe the last committed kept sample.
+        """
+        with self._opened() as f:
+            return _chains_from(f, self.n_committed, complete=self.complete)
+
+    def __repr__(self) -> str:
+        return (f"ChainsFile({str(self.path)!r}, method={self.method!r}, status={self.status!r}, "
+                f"samples={self.samples.shape})")
+
+
+def open_chains(path, allow_partial: bool = False) -> ChainsFile:
+    """Open a chains file lazily (see :class:`ChainsFile`).
+
+    Raises:
+        FileNotFoundError: no such file (nor ``<path>.partial``).
+        ValueError: not a chains file, or an incomplete one without ``allow_partial=True``.
+    """
+    return ChainsFile(path, allow_partial=allow_partial)
+
+
+def read_chains(path, allow_partial: bool = False):
+    """Read a chains file into memory as :class:`~sde_toolkit.mcmc.Chains` (exact round trip of
+    :func:`write_chains` and ``langevin(..., out=)``)."""
+    return ChainsFile(path, allow_partial=allow_partial, _warn=allow_partial).load()
