@@ -165,8 +165,8 @@ def test_build_initial_distributions(tmp_path):
 
 
 def test_tables_are_extensible():
-    text = {"score": {"hidden": 64}}
-    with pytest.raises(ConfigError, match=r"unknown table \[score\]"):
+    text = {"no_such_table": {"hidden": 64}}
+    with pytest.raises(ConfigError, match=r"unknown table \[no_such_table\]"):
         load_config(text)
     register_table(TableSchema("score_test", {"hidden": Key(("integer",), default=128)}))
     cfg = load_config({"score_test": {}}, allowed_tables=("score_test",))
