@@ -1,8 +1,11 @@
 """Random streams of the integrators.
 
 Contract: the standard normal ``z[k, i, j]`` used at step ``k`` by path ``i`` for noise component ``j`` is a
-deterministic function of ``(seed, k, i, j)``; it does not depend on the thread count, the number of paths
-simulated after ``i``, ``save_every``, or whether the run was resumed from a file.
+deterministic function of ``(seed, k, i, j)`` and of the size of path ``i``'s chunk
+(``min(CHUNK, n_paths - CHUNK * (i // CHUNK))``); it does not depend on the thread count, on how the driver
+schedules chunks, ``save_every``, the driver (fused or batched), or whether the run was resumed from a file.
+(So the first ``CHUNK`` paths of runs with at least ``CHUNK`` paths coincide, but a run of 500 paths is not
+the prefix of a run of 1000: a partial chunk interleaves its draws by its own size.)
 
 How: paths are cut into fixed chunks of ``CHUNK`` paths and steps into fixed blocks of ``BLOCK`` steps. Chunk
 ``c`` in block ``b`` draws from its own ``Generator(PCG64(SeedSequence(seed, spawn_key=(c, b))))``, at each step

@@ -186,10 +186,13 @@ def _check_contract(sde: SDE, x0: np.ndarray, t0: float, method: str) -> None:
         want = (xs.shape[0], sde.dim, sde.noise_dim) if sde.noise_type == "general" else xs.shape
         if g.shape != want:
             raise ValueError(f"diffusion(x, t) returned shape {g.shape}; expected {want} for {sde.noise_type} noise")
-        if sde.noise_type != "general":
-            bad = np.argwhere(g < 0)
-            if bad.size:
-                raise ValueError(f"diffusion is negative at x0[{bad[0][0]}]: {g[tuple(bad[0])]}")
+        # (a negative g is a valid Itô diffusion, e.g. beta x for x < 0; parameters are checked by the models)
+        bad = np.argwhere(~np.isfinite(g))
+        if bad.size:
+            raise ValueError(f"diffusion(x0, t0) is not finite at x0[{bad[0][0]}]: {g[tuple(bad[0])]}")
+    bad = np.argwhere(~np.isfinite(f))
+    if bad.size:
+        raise ValueError(f"drift(x0, t0) is not finite at x0[{bad[0][0]}]: {f[tuple(bad[0])]}")
 
 
 def default_threads() -> int:
@@ -278,8 +281,14 @@ def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 
                         a, e = bounds[c]
                         inc = dummy_inc if increments is None else np.ascontiguousarray(increments[k:k_b, a:e])
                         gen = gens[c] if gens is not None else np.random.default_rng(0)
-                        return kern(x[a:e], k, k_b, plan.t0, plan.h, plan.t1, N, gen, inc, increments is not None,
-                                    plan.save_every, frames[:, a:e], frame0, plan.max_abs, bad[a:e])
+                        # The kernel gets a private copy of its chunk: views of the shared ``x`` share one Numba
+                        # reference count, and the row views taken per particle would make the threads
+                        # fight over that cache line (2 threads ran slower than 1 on 2-D models).
+                        xc = x[a:e].copy()
+                        r = kern(xc, k, k_b, plan.t0, plan.h, plan.t1, N, gen, inc, increments is not None,
+                                 plan.save_every, frames[:, a:e], frame0, plan.max_abs, bad[a:e])
+                        x[a:e] = xc
+                        return r
 
                     if pool is not None:
                         res = list(pool.map(work, range(len(bounds))))

@@ -170,7 +170,7 @@ def check_psd(mat: np.ndarray, name: str) -> None:
         w = np.linalg.eigvalsh(mat)
         if w.min() < -1e-12 * max(1.0, abs(w).max()):
             raise ValueError(f"{name} is symmetric but not positive semidefinite (min eigenvalue {w.min():.3g})")
-    elif mat.ndim == 2 and np.allclose(mat, np.diag(np.diag(mat))):
+    elif mat.ndim == 2 and mat.shape[0] == mat.shape[1] and np.allclose(mat, np.diag(np.diag(mat))):
         d = np.diag(mat)
         bad = np.flatnonzero(d < 0)
         if bad.size:

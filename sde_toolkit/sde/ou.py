@@ -69,7 +69,7 @@ class OrnsteinUhlenbeck(SDE):
         if sigma.ndim == 2:
             if sigma.shape[0] != d:
                 raise ValueError(f"sigma matrix must have {d} rows, got shape {sigma.shape}")
-            if np.allclose(sigma, np.diag(np.diag(sigma))) and sigma.shape[1] == d:
+            if sigma.shape[1] == d and np.allclose(sigma, np.diag(np.diag(sigma))):
                 self.noise_type = "diagonal"
                 self.sigma_vec = np.diag(sigma).copy()
                 self.sigma = sigma
@@ -114,7 +114,18 @@ class OrnsteinUhlenbeck(SDE):
             else:
                 var = S[0, 0] * (-math.expm1(-2.0 * th * h)) / (2.0 * th)
             return F, var * np.eye(self.dim)
+        if abs(h) * np.linalg.norm(self.theta, 2) > 1.0 and self._stable():
+            # Van Loan's block exponential contains e^{+theta^T t}: for large t it overflows or cancels
+            # catastrophically. With a stationary covariance P, Q(t) = P - F P F^T holds exactly and is
+            # well conditioned once t is not small (small t keeps Van Loan, where it is accurate).
+            F = sla.expm(-self.theta * h)
+            P = self.stationary_cov()
+            Q = P - F @ P @ F.T
+            return F, 0.5 * (Q + Q.T)
         return _van_loan(self.theta, S, h)
+
+    def _stable(self) -> bool:
+        return bool(np.all(np.linalg.eigvals(self.theta).real > 0))
 
     def marginal(self, x0, t):
         """``(mean, std)`` for scalar theta and sigma, else ``(mean, cov)``; ``mean`` has x0's shape."""
