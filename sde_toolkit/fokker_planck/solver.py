@@ -19,17 +19,10 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..sde.diffusion import VESDE, VPSDE
-from ..sde.langevin import OverdampedLangevin, UnderdampedLangevin
-from ..sde.ou import OrnsteinUhlenbeck
-from ..sde.reverse import ProbabilityFlowODE, ReverseSDE
 from .grid import Grid
 from .operator import SCHEMES, Operator, assemble, face_currents
 
 METHODS = ("implicit_euler", "crank_nicolson", "expm", "euler")
-# Classes whose drift and diffusion do not depend on t (declared here: the SDE base class has no such flag).
-_TIME_HOMOGENEOUS = (OrnsteinUhlenbeck, OverdampedLangevin, UnderdampedLangevin)
-_TIME_DEPENDENT = (VPSDE, VESDE, ReverseSDE, ProbabilityFlowODE)
 MASS_TOL = 1e-6
 
 
@@ -160,8 +153,8 @@ class FokkerPlanck:
         scheme: ``"exponential"`` (default), ``"upwind"`` (first order, positive) or ``"central"`` (second order,
             not positive at large cell Péclet numbers; for comparison).
         time_dependent: whether ``f`` or ``g`` depend on ``t`` (then ``L`` is re-assembled every step). Default:
-            ``False`` for OU and Langevin models, ``True`` for VP/VE/reverse SDEs and for any other SDE class
-            (pass ``False`` for a time-homogeneous user SDE to factorize once).
+            ``not sde.time_homogeneous``, the SDE class's declaration (``False`` for OU and Langevin models,
+            ``True`` for VP/VE/reverse SDEs and for user SDEs unless built with ``time_homogeneous=True``).
         use_potential: use potential differences for :class:`OverdampedLangevin` (exact equilibrium).
     """
 
@@ -174,7 +167,7 @@ class FokkerPlanck:
         if sde.dim != grid.dim:
             raise ValueError(f"the SDE is {sde.dim}-dimensional but the grid has {grid.dim} axes")
         if time_dependent is None:
-            time_dependent = not isinstance(sde, _TIME_HOMOGENEOUS) or isinstance(sde, _TIME_DEPENDENT)
+            time_dependent = not sde.time_homogeneous
         self.sde = sde
         self.grid = grid
         self.scheme = scheme

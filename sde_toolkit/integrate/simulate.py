@@ -18,7 +18,11 @@ from . import noise
 from .drivers import batched_step, fused_kernel
 from .trajectory import DivergenceError, Trajectory
 
-FRAME_BUFFER_BYTES = 32 * 2**20  # frames held in memory per segment before they are handed to the sink
+# Frames held in memory per segment before they are handed to the sink (the fused kernels write float64). 16 MiB
+# keeps a streamed run's peak RSS low; a segment boundary costs one kernel launch, negligible next to the
+# >= 16 MiB of states it follows (see docs/benchmarks-io.md).
+FRAME_BUFFER_BYTES = 16 * 2**20
+OUTPUT_DTYPES = ("float64", "float32")
 ALL_METHODS = ("euler_maruyama", "milstein", "exact", "heun", "baoab")
 
 
@@ -64,11 +68,15 @@ def step_times(t0: float, t1: float, h: float, n_steps: int, steps) -> np.ndarra
 
 
 class MemorySink:
-    """Keeps every saved frame in memory (the default when ``out`` is not given)."""
+    """Keeps every saved frame in memory (the default when ``out`` is not given).
 
-    def __init__(self, plan: RunPlan, dtype=np.float64):
+    ``dtype`` (``"float64"`` or ``"float32"``) is the storage type of the frames; the integration itself is
+    always float64, and frames are rounded once when they are written.
+    """
+
+    def __init__(self, plan: RunPlan, dtype="float64"):
         self.plan = plan
-        self.x = np.empty((len(plan.save_steps), plan.n_paths, plan.dim), dtype=dtype)
+        self.x = np.empty((len(plan.save_steps), plan.n_paths, plan.dim), dtype=_output_dtype(dtype))
         self.n = 0
         self.status = "running"
 
@@ -87,6 +95,16 @@ class MemorySink:
         p = self.plan
         meta = dict(p.describe(), status=self.status)
         return Trajectory(t=p.times[: self.n], x=self.x[: self.n], steps=p.save_steps[: self.n].copy(), meta=meta)
+
+
+def _output_dtype(dtype) -> np.dtype:
+    try:
+        dt_ = np.dtype(dtype)
+    except TypeError:
+        dt_ = None
+    if dt_ is None or dt_.name not in OUTPUT_DTYPES:
+        raise ValueError(f"dtype must be one of {OUTPUT_DTYPES}, got {dtype!r}")
+    return dt_
 
 
 def _validate_x0(sde: SDE, x0) -> np.ndarray:
@@ -350,7 +368,7 @@ def _diverged(plan, sink, frames, seg_saves, kbad, paths, out_label):
 def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every: int = 1,
              method: str = "euler_maruyama", seed: int | None = None, out=None, progress: bool | None = None,
              increments=None, driver: str = "auto", threads: int | None = None, max_abs: float = math.inf,
-             **out_options: Any) -> Trajectory:
+             dtype: str = "float64", **out_options: Any) -> Trajectory:
     """Simulate an ensemble of paths of ``sde`` from ``x0`` on ``[t0, t1]`` with a fixed step.
 
     Args:
@@ -368,13 +386,15 @@ def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every:
         seed: root seed; fixes every number bit for bit, whatever the thread count. ``None`` draws OS entropy
             (recorded in ``traj.meta["seed"]``).
         out: path of an H5MD file to stream into (see ``docs/file-format.md``); extra keyword arguments
-            (``dtype``, ``compression``, ``flush_interval``, ``overwrite``, ``config``, ...) go to the writer.
+            (``compression``, ``flush_interval``, ``overwrite``, ``config``, ...) go to the writer.
         progress: ``True`` always shows a tqdm bar, ``False`` never, ``None`` when the run takes over ~2 s.
         increments: optional Brownian increments ``dW`` of shape ``(n_steps, n_paths, noise_dim)``
             (common random numbers); replaces the generator.
         driver: ``"auto"``, ``"fused"`` or ``"batched"``.
         threads: worker threads of the fused driver (default ``NUMBA_NUM_THREADS``); results do not depend on it.
         max_abs: a state with ``|x| > max_abs`` counts as diverged (default: only NaN/inf).
+        dtype: ``"float64"`` (default) or ``"float32"``: the type of the saved frames, in the file (``out``) or in
+            memory (``traj.x``). The integration is float64 either way; frames are rounded once when saved.
 
     Returns:
         :class:`Trajectory` with ``t`` ``(n_save,)``, ``x`` ``(n_save, n_paths, dim)``.
@@ -385,6 +405,7 @@ def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every:
             it are kept (in ``err.trajectory`` or in the file, whose status becomes ``"diverged"``).
     """
     x = _validate_x0(sde, x0)
+    dtype = _output_dtype(dtype).name
     plan = make_plan(sde, x, t0=t0, t1=t1, dt=dt, save_every=save_every, method=method, seed=seed, driver=driver,
                      increments=increments, max_abs=max_abs)
     _check_contract(sde, x, plan.t0, method)
@@ -393,12 +414,12 @@ def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every:
     if out is not None:
         from ..io import open_sink
 
-        sink = open_sink(out, plan, sde, x, **out_options)
+        sink = open_sink(out, plan, sde, x, dtype=dtype, **out_options)
         label = str(out)
     else:
         if out_options:
             raise TypeError(f"unexpected keyword arguments {sorted(out_options)} (writer options need out=)")
-        sink = MemorySink(plan)
+        sink = MemorySink(plan, dtype=dtype)
         label = None
     sink.write(plan.save_steps[:1], plan.times[:1], x[None])
     sink.commit(0, x)

@@ -10,7 +10,8 @@ An Itô SDE ``dX = f(X, t) dt + g(X, t) dW`` on ``R^dim``.
   :class:`NumbaFace` of per-particle kernel functions that close over the parameters as floats; the
   integrator compiles them into a fused time loop. Models never own a time loop.
 
-Capabilities are declared in the class (``has_numba_face``, ``linear``, ``additive``, ``methods``), never
+Capabilities are declared in the class (``has_numba_face``, ``linear``, ``additive``, ``time_homogeneous``,
+``methods``), never
 probed with ``hasattr`` or try/except.
 """
 
@@ -60,6 +61,8 @@ class SDE(abc.ABC):
         linear: ``True`` when the drift is affine and the noise additive (closed-form marginals).
         is_ode: ``True`` when the diffusion is identically zero.
         backward: ``True`` for reverse-time SDEs, which are integrated from ``t0`` down to ``t1 < t0``.
+        time_homogeneous: ``True`` when neither ``f`` nor ``g`` depends on ``t`` (Fokker–Planck then assembles its
+            operator once). ``False`` by default: claiming it wrongly gives wrong answers, denying it only costs time.
         methods: integration methods this SDE supports.
     """
 
@@ -67,6 +70,7 @@ class SDE(abc.ABC):
     linear: ClassVar[bool] = False
     is_ode: ClassVar[bool] = False
     backward: ClassVar[bool] = False
+    time_homogeneous: ClassVar[bool] = False
     methods: ClassVar[tuple[str, ...]] = ("euler_maruyama",)
 
     dim: int
@@ -123,11 +127,12 @@ class SDE(abc.ABC):
 
     @staticmethod
     def from_functions(drift, diffusion, dim: int, noise_type: str = "diagonal", noise_dim: int | None = None,
-                       additive: bool = False) -> SDE:
+                       additive: bool = False, time_homogeneous: bool = False) -> SDE:
         """A user-defined SDE; see :class:`sde_toolkit.sde.custom.FunctionSDE`."""
         from .custom import FunctionSDE
 
-        return FunctionSDE(drift, diffusion, dim, noise_type=noise_type, noise_dim=noise_dim, additive=additive)
+        return FunctionSDE(drift, diffusion, dim, noise_type=noise_type, noise_dim=noise_dim, additive=additive,
+                           time_homogeneous=time_homogeneous)
 
     # ------------------------------------------------------------------ helpers
     def diffusion_matrix(self, x, t) -> np.ndarray:

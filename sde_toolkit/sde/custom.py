@@ -18,12 +18,15 @@ class FunctionSDE(SDE):
     ``diffusion``) are Numba-jitted functions (``numba.njit``), the SDE declares a Numba face and runs on the
     fused driver: the kernels are called per particle on ``(1, dim)`` views, so write them with array
     operations that broadcast over rows. Any other callable runs on the batched driver.
+
+    ``time_homogeneous=True`` declares that neither function depends on ``t`` (the Fokker–Planck solver then
+    factorizes its operator once); it is not checked, so leave it ``False`` unless it is true.
     """
 
     methods = ("euler_maruyama", "milstein")
 
     def __init__(self, drift, diffusion, dim: int, noise_type: str = "diagonal", noise_dim: int | None = None,
-                 additive: bool = False, diffusion_dx=None):
+                 additive: bool = False, diffusion_dx=None, time_homogeneous: bool = False):
         if not callable(drift):
             raise TypeError(f"drift must be callable drift(x, t), got {type(drift).__name__}")
         if int(dim) != dim or dim < 1:
@@ -54,6 +57,7 @@ class FunctionSDE(SDE):
         self._diffusion = diffusion
         self._diffusion_dx = diffusion_dx
         self.additive = bool(additive)
+        self.time_homogeneous = bool(time_homogeneous)
         self.has_numba_face = isinstance(drift, CPUDispatcher) and (
             self._const is not None or isinstance(diffusion, CPUDispatcher)
         ) and noise_type != "general"

@@ -42,6 +42,7 @@ class OverdampedLangevin(SDE):
     """
 
     has_numba_face = True
+    time_homogeneous = True
     methods = ("euler_maruyama", "milstein")
 
     def __init__(self, potential, kT: float = 1.0, gamma: float = 1.0, dim: int | None = None):
@@ -104,6 +105,7 @@ class UnderdampedLangevin(SDE):
     """
 
     has_numba_face = True
+    time_homogeneous = True
     methods = ("euler_maruyama", "baoab")
 
     def __init__(self, potential, gamma: float = 1.0, kT: float = 1.0, mass: float = 1.0, dim: int | None = None):

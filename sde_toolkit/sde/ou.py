@@ -41,6 +41,7 @@ class OrnsteinUhlenbeck(SDE):
     """
 
     has_numba_face = True
+    time_homogeneous = True
     linear = True
     methods = ("euler_maruyama", "milstein", "exact")
 

@@ -172,7 +172,8 @@ class GaussianMixture(Potential):
         self.covs = c
         self.dim = d
         self.precs = np.linalg.inv(c)
-        self.log_norm = np.log(self.weights) - 0.5 * (d * np.log(2 * np.pi) + np.linalg.slogdet(c)[1])
+        with np.errstate(divide="ignore"):  # a zero weight gives log 0 = -inf: a component that adds nothing
+            self.log_norm = np.log(self.weights) - 0.5 * (d * np.log(2 * np.pi) + np.linalg.slogdet(c)[1])
 
     def _logcomp(self, x):
         diff = x[:, None, :] - self.means[None]  # (n, K, d)
@@ -192,22 +193,29 @@ class GaussianMixture(Potential):
         r /= r.sum(axis=1, keepdims=True)
         return np.einsum("nk,kde,nke->nd", r, self.precs, diff)
 
+    # Numba face: allocation-free. An online log-sum-exp keeps a running maximum ``mx`` of the log-components and
+    # the sum ``s = sum_k exp(lc_k - mx)`` (and, for the gradient, ``sum_k exp(lc_k - mx) P_k (x - m_k)`` in
+    # ``out``); when a larger ``lc`` arrives, what was accumulated is rescaled by ``exp(mx_old - mx_new)``. Terms
+    # are never exponentiated unshifted, so far-apart components do not underflow to ``log(0)``.
     def numba_energy(self):
         means, precs, log_norm = self.means.copy(), self.precs.copy(), self.log_norm.copy()
         K, d = means.shape
 
         def energy(x):
-            lc = np.empty(K)
+            mx = -math.inf
+            s = 0.0
             for k in range(K):
                 q = 0.0
                 for i in range(d):
+                    di = x[i] - means[k, i]
                     for j in range(d):
-                        q += (x[i] - means[k, i]) * precs[k, i, j] * (x[j] - means[k, j])
-                lc[k] = log_norm[k] - 0.5 * q
-            mx = lc.max()
-            s = 0.0
-            for k in range(K):
-                s += math.exp(lc[k] - mx)
+                        q += di * precs[k, i, j] * (x[j] - means[k, j])
+                lc = log_norm[k] - 0.5 * q
+                if lc > mx:
+                    s = s * math.exp(mx - lc) + 1.0
+                    mx = lc
+                elif lc > -math.inf:  # a zero-weight component (lc = -inf) adds nothing
+                    s += math.exp(lc - mx)
             return -(mx + math.log(s))
 
         return jit(energy)
@@ -217,27 +225,37 @@ class GaussianMixture(Potential):
         K, d = means.shape
 
         def grad(x, out):
-            lc = np.empty(K)
+            for i in range(d):
+                out[i] = 0.0
+            mx = -math.inf
+            s = 0.0
             for k in range(K):
                 q = 0.0
                 for i in range(d):
+                    di = x[i] - means[k, i]
                     for j in range(d):
-                        q += (x[i] - means[k, i]) * precs[k, i, j] * (x[j] - means[k, j])
-                lc[k] = log_norm[k] - 0.5 * q
-            mx = lc.max()
-            s = 0.0
-            for k in range(K):
-                lc[k] = math.exp(lc[k] - mx)
-                s += lc[k]
-            for i in range(d):
-                out[i] = 0.0
-            for k in range(K):
-                r = lc[k] / s
+                        q += di * precs[k, i, j] * (x[j] - means[k, j])
+                lc = log_norm[k] - 0.5 * q
+                if lc > mx:
+                    c = math.exp(mx - lc)
+                    s = s * c + 1.0
+                    for i in range(d):
+                        out[i] *= c
+                    mx = lc
+                    w = 1.0
+                elif lc > -math.inf:
+                    w = math.exp(lc - mx)
+                    s += w
+                else:
+                    continue
                 for i in range(d):
                     acc = 0.0
                     for j in range(d):
                         acc += precs[k, i, j] * (x[j] - means[k, j])
-                    out[i] += r * acc
+                    out[i] += w * acc
+            inv = 1.0 / s
+            for i in range(d):
+                out[i] *= inv
 
         return jit(grad)
 

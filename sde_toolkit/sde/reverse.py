@@ -17,6 +17,33 @@ def _score_has_numba(score) -> bool:
     return bool(getattr(score, "has_numba_face", False))
 
 
+def _g2_score_drift(fw: NumbaFace, score, d: int, noise_type: str, scale: float):
+    """Per-particle kernel of ``f - scale g g^T score`` (diagonal or scalar noise), the Numba twin of
+    :meth:`ReverseSDE._g2_score` with the same operation order: diagonal ``g_i^2 s_i``, scalar
+    ``g_i (sum_j g_j s_j)``. One scratch array of ``2 d`` floats holds ``g`` and ``s``."""
+    fdrift, fdiff = fw.drift, fw.diffusion
+    scalar = noise_type == "scalar"
+
+    def drift(x, t, out):
+        buf = np.empty(2 * d)
+        g = buf[:d]
+        s = buf[d:]
+        fdrift(x, t, out)
+        fdiff(x, t, g)
+        score(x, t, s)
+        if scalar:
+            gs = 0.0
+            for j in range(d):
+                gs += g[j] * s[j]
+            for i in range(d):
+                out[i] -= scale * g[i] * gs
+        else:
+            for i in range(d):
+                out[i] -= scale * g[i] ** 2 * s[i]
+
+    return jit(drift)
+
+
 class ReverseSDE(SDE):
     """``dX = [f(X, t) - g g^T score(X, t)] dt + g dW-bar``, integrated backwards from ``t0`` to ``t1 < t0``.
 
@@ -62,20 +89,8 @@ class ReverseSDE(SDE):
         if not self.has_numba_face:
             raise NotImplementedError("reverse SDE has no Numba face (forward or score lacks one)")
         fw = self.forward.numba_face()
-        fdrift, fdiff = fw.drift, fw.diffusion
-        sc = self.score.numba_score()
-        d = self.dim
-
-        def drift(x, t, out):
-            g = np.empty(d)
-            s = np.empty(d)
-            fdrift(x, t, out)
-            fdiff(x, t, g)
-            sc(x, t, s)
-            for i in range(d):
-                out[i] -= g[i] * g[i] * s[i]
-
-        return NumbaFace(jit(drift), fdiff, fw.diffusion_dx)
+        return NumbaFace(_g2_score_drift(fw, self.score.numba_score(), self.dim, self.noise_type, 1.0),
+                         fw.diffusion, fw.diffusion_dx)
 
 
 class ProbabilityFlowODE(SDE):
@@ -113,21 +128,11 @@ class ProbabilityFlowODE(SDE):
         if not self.has_numba_face:
             raise NotImplementedError("probability-flow ODE has no Numba face (forward or score lacks one)")
         fw = self.forward.numba_face()
-        fdrift, fdiff = fw.drift, fw.diffusion
-        sc = self.score.numba_score()
+        drift = _g2_score_drift(fw, self.score.numba_score(), self.dim, self.forward.noise_type, 0.5)
         d = self.dim
-
-        def drift(x, t, out):
-            g = np.empty(d)
-            s = np.empty(d)
-            fdrift(x, t, out)
-            fdiff(x, t, g)
-            sc(x, t, s)
-            for i in range(d):
-                out[i] -= 0.5 * g[i] * g[i] * s[i]
 
         def diffusion(x, t, out):
             for i in range(d):
                 out[i] = 0.0
 
-        return NumbaFace(jit(drift), jit(diffusion), jit(diffusion))
+        return NumbaFace(drift, jit(diffusion), jit(diffusion))

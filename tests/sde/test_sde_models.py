@@ -134,3 +134,59 @@ def test_from_functions_declares_capabilities():
     assert fast.has_numba_face and fast.additive
     with pytest.raises(ValueError, match="diffusion"):
         st.SDE.from_functions(lambda x, t: -x, -1.0, dim=1)
+
+
+# ---------------------------------------------------------------- GaussianMixture's allocation-free Numba face
+SEPARATED = [
+    # components 40 apart with variance 0.1: at most points every exp(lc_k) underflows (lc ~ -1e3 .. -1e4)
+    ("separated_1d", lambda: P.GaussianMixture([0.2, 0.5, 0.3], [[-20.0], [0.0], [20.0]], [0.1, 0.1, 0.1]), 1),
+    ("separated_2d", lambda: P.GaussianMixture([0.6, 0.4], [[-15.0, 3.0], [15.0, -3.0]],
+                                               [[[0.2, 0.05], [0.05, 0.1]], [[0.1, -0.02], [-0.02, 0.3]]]), 2),
+    # the largest log-component arrives last, first, and in the middle: every rescaling branch is taken
+    ("many_components", lambda: P.GaussianMixture(np.arange(1.0, 7.0), np.linspace(-25, 25, 6)[:, None] * [1, -0.5],
+                                                  0.2), 2),
+    ("zero_weight", lambda: P.GaussianMixture([0.0, 1.0, 0.0], [[-3.0], [0.0], [4.0]], [1.0, 0.5, 2.0]), 1),
+]
+
+
+@pytest.mark.parametrize("name,make,dim", SEPARATED, ids=[p[0] for p in SEPARATED])
+def test_gmm_numba_face_matches_numpy_far_from_and_between_components(name, make, dim):
+    pot = make()
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(-40, 40, size=(40, dim)), pot.means + 0.01, [np.full(dim, 60.0)]])
+    e_np, g_np = pot.energy(x), pot.grad(x)
+    lc, _ = pot._logcomp(x)
+    if name.startswith("separated"):
+        assert (np.exp(lc).sum(axis=1) == 0.0).sum() >= 10  # the naive sum underflows at these points
+    e_nb, g_nb = pot.numba_energy(), pot.numba_grad()
+    g = np.empty(dim)
+    for i in range(x.shape[0]):
+        e = e_nb(x[i])
+        assert np.isfinite(e) and abs(e - e_np[i]) <= 1e-12 * (1 + abs(e_np[i])), (i, e, e_np[i])
+        g_nb(x[i], g)
+        np.testing.assert_allclose(g, g_np[i], rtol=1e-12, atol=1e-12 * (1 + np.abs(g_np[i]).max()))
+
+
+def test_gmm_numba_kernels_allocate_nothing():
+    """No NRT allocation in the compiled energy/gradient (they run once per particle per step)."""
+    from numba import types
+
+    pot = P.GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.2]], 0.4)
+    arr = types.float64[::1]
+    e_nb, g_nb = pot.numba_energy(), pot.numba_grad()
+    e_nb.compile((arr,))
+    g_nb.compile((arr, arr))
+    for disp in (e_nb, g_nb):
+        ir = "".join(disp.inspect_llvm().values())
+        assert "NRT_MemInfo_alloc" not in ir and "NRT_Allocate" not in ir
+    # control: the test detects an allocating kernel
+    from sde_toolkit._jit import jit
+
+    def allocating(x):
+        y = np.empty(x.shape[0])
+        y[:] = x
+        return y.sum()
+
+    a = jit(allocating)
+    a.compile((arr,))
+    assert "NRT_MemInfo_alloc" in "".join(a.inspect_llvm().values())
