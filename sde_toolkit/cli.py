@@ -106,11 +106,17 @@ def _register_runner(sub) -> None:
 def _stop_signals():
     """SIGINT and SIGTERM raise ``KeyboardInterrupt`` once (the run then closes its file as "interrupted");
     repeats while shutting down are ignored so the file is closed cleanly."""
+    from .integrate.simulate import STOP_REQUESTED
+
     fired = {"n": 0}
+    STOP_REQUESTED.clear()
 
     def handler(signum, frame):
         fired["n"] += 1
         if fired["n"] == 1:
+            # the flag makes the stop certain (a raise can be swallowed inside a weakref callback); the raise
+            # makes it immediate when it lands in ordinary code
+            STOP_REQUESTED.set()
             raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
         print("sde-toolkit: already stopping; closing the file", file=sys.stderr)
 
@@ -123,6 +129,7 @@ def _stop_signals():
     try:
         yield
     finally:
+        STOP_REQUESTED.clear()
         for sig, h in old.items():
             signal.signal(sig, h)
 

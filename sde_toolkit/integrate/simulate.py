@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +23,16 @@ from .trajectory import DivergenceError, Trajectory
 # keeps a streamed run's peak RSS low; a segment boundary costs one kernel launch, negligible next to the
 # >= 16 MiB of states it follows (see docs/benchmarks-io.md).
 FRAME_BUFFER_BYTES = 16 * 2**20
+
+# Set by a signal handler (the CLI's SIGINT/SIGTERM); checked after every segment. A KeyboardInterrupt raised
+# directly from a handler can land inside a weakref callback or finalizer, where Python ignores it, so the flag is
+# what guarantees that a stop request ends the run (as "interrupted") at the next segment boundary.
+STOP_REQUESTED = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask running simulations to stop at their next segment boundary (raising ``KeyboardInterrupt``)."""
+    STOP_REQUESTED.set()
 OUTPUT_DTYPES = ("float64", "float32")
 ALL_METHODS = ("euler_maruyama", "milstein", "exact", "heun", "baoab")
 
@@ -342,6 +353,8 @@ def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 
                     sink.write(seg_saves, step_times(plan.t0, plan.t1, plan.h, N, seg_saves), frames)
                 k = k_b
                 sink.commit(k, x)
+                if STOP_REQUESTED.is_set():
+                    raise KeyboardInterrupt("stop requested")
                 bar.update(k - start_step)
         status = "complete"
     except KeyboardInterrupt:
