@@ -7,6 +7,7 @@ Both act coordinate-wise with the same scalar coefficient on every coordinate, s
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,9 +17,18 @@ from .base import SDE, NumbaFace
 from .distributions import Gaussian
 
 
+class ScheduleWarning(UserWarning):
+    """The forward process does not reach its prior: samples started from the prior are biased."""
+
+
 @dataclass(frozen=True)
 class DDPMSchedule:
-    """A discrete DDPM schedule: ``betas``, ``alphas = 1 - betas``, ``alpha_bars = cumprod(alphas)`` (float64)."""
+    """A discrete DDPM schedule on ``N`` steps (float64 arrays of length ``N``, step ``i = 1..N`` at index ``i-1``).
+
+    ``betas``, ``alphas = 1 - betas``, ``alpha_bars = cumprod(alphas)``. The forward chain is
+    ``x_i = sqrt(alpha_i) x_{i-1} + sqrt(beta_i) z_i``, so ``q(x_i | x_0) = N(sqrt(alpha_bar_i) x_0, 1 - alpha_bar_i)``.
+    Step ``i`` corresponds to the VP-SDE time ``t_i = i T / N``.
+    """
 
     betas: np.ndarray
     alphas: np.ndarray
@@ -28,23 +38,76 @@ class DDPMSchedule:
     def n_steps(self) -> int:
         return int(self.betas.shape[0])
 
+    @classmethod
+    def from_betas(cls, betas) -> DDPMSchedule:
+        """Validate ``betas`` (in (0, 1), finite, 1-D) and build the schedule."""
+        b = _check_betas(betas)
+        a = 1.0 - b
+        return cls(betas=b, alphas=a, alpha_bars=np.cumprod(a))
 
-def _check_betas(betas) -> np.ndarray:
+    def diagnostics(self, tol: float = 1e-3) -> dict:
+        """Facts about how well the chain reaches its ``N(0, I)`` prior.
+
+        Returns a dict with ``alpha_bar_N``; ``signal_left = sqrt(alpha_bar_N)`` (the fraction of the data's
+        amplitude still present at the last step); ``prior_kl_per_dim``, the KL divergence from
+        ``q(x_N) = N(sqrt(alpha_bar_N) m, alpha_bar_N s^2 + 1 - alpha_bar_N)`` to ``N(0, 1)`` for data of mean
+        ``m = 1`` and variance ``s^2 = 1`` per coordinate; and ``reaches_prior = alpha_bar_N <= tol``.
+        """
+        ab = float(self.alpha_bars[-1])
+        v = ab + (1.0 - ab)  # s^2 = 1
+        m2 = ab  # (sqrt(ab) * 1)^2
+        kl = 0.5 * (v + m2 - 1.0 - math.log(v))
+        return {
+            "alpha_bar_N": ab,
+            "signal_left": math.sqrt(ab),
+            "prior_kl_per_dim": kl,
+            "reaches_prior": ab <= tol,
+            "n_steps": self.n_steps,
+        }
+
+    def check_prior(self, tol: float = 1e-3, stacklevel: int = 2) -> bool:
+        """Warn (:class:`ScheduleWarning`) when ``alpha_bar_N > tol``; return whether the prior is reached.
+
+        Example: linear betas 1e-5..5e-3 over 1,000 steps give ``alpha_bar_N = 0.08``: 28 % of the data's
+        amplitude survives, so sampling from ``N(0, I)`` starts from the wrong distribution.
+        """
+        d = self.diagnostics(tol)
+        if not d["reaches_prior"]:
+            warnings.warn(
+                f"DDPM schedule does not reach the N(0, I) prior: alpha_bar_N = {d['alpha_bar_N']:.3g} > {tol:g} "
+                f"(signal left sqrt(alpha_bar_N) = {d['signal_left']:.3g}); samples drawn from the prior will be "
+                "biased. Use larger betas or more steps.",
+                ScheduleWarning,
+                stacklevel=stacklevel,
+            )
+        return bool(d["reaches_prior"])
+
+
+def _check_betas(betas, name: str = "betas", increasing: bool = False) -> np.ndarray:
     b = np.asarray(betas, dtype=np.float64)
     if b.ndim != 1 or b.size < 1:
-        raise ValueError(f"betas must be a non-empty 1-D array, got shape {b.shape}")
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {b.shape}")
     bad = np.flatnonzero(~((b > 0) & (b < 1)))
     if bad.size:
-        raise ValueError(f"betas must lie in (0, 1): betas[{bad[0]}] = {b[bad[0]]}")
+        raise ValueError(f"{name} must lie in the open interval (0, 1): {name}[{bad[0]}] = {b[bad[0]]}")
+    if increasing:
+        dec = np.flatnonzero(np.diff(b) < 0)
+        if dec.size:
+            i = int(dec[0])
+            raise ValueError(
+                f"{name} must be non-decreasing: {name}[{i + 1}] = {b[i + 1]} < {name}[{i}] = {b[i]}"
+            )
     return b
 
 
 class VPSDE(SDE):
-    """Variance-preserving SDE ``dX = -beta(t)/2 X dt + sqrt(beta(t)) dW`` on ``t in [0, 1]``.
+    """Variance-preserving SDE ``dX = -beta(t)/2 X dt + sqrt(beta(t)) dW`` on ``t in [0, T]``, ``T = 1``.
 
-    ``beta(t) = beta_min + t (beta_max - beta_min)`` (linear), or piecewise constant ``beta(t) = N betas[i]``
-    on ``[i/N, (i+1)/N)`` when built by :meth:`from_ddpm_betas`. Marginal: mean ``x0 e^{-B(t)/2}``, variance
-    ``1 - e^{-B(t)}`` with ``B(t) = int_0^t beta``. Facts: linear, additive, diagonal noise.
+    ``beta(t) = beta_min + t (beta_max - beta_min)`` (linear), or piecewise constant on ``[i/N, (i+1)/N)`` when
+    built by :meth:`from_ddpm_betas`. Marginal: ``X_t | X_0 = x0 ~ N(x0 e^{-B(t)/2}, (1 - e^{-B(t)}) I)`` with
+    ``B(t) = int_0^t beta``. Prior ``N(0, I)``. Facts: linear, additive, diagonal noise; Itô = Stratonovich.
+
+    DDPM is a discretization of this SDE (:meth:`discretize`): step ``i`` of ``N`` ends at ``t_i = i/N``.
     """
 
     has_numba_face = True
@@ -56,7 +119,7 @@ class VPSDE(SDE):
         beta_min, beta_max = float(beta_min), float(beta_max)
         if not (math.isfinite(beta_min) and math.isfinite(beta_max) and 0 < beta_min <= beta_max):
             raise ValueError(f"VPSDE needs 0 < beta_min <= beta_max, got beta_min={beta_min}, beta_max={beta_max}")
-        if int(dim) != dim or dim < 1:
+        if isinstance(dim, bool) or int(dim) != dim or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim}")
         self.beta_min, self.beta_max = beta_min, beta_max
         self.dim = int(dim)
@@ -64,42 +127,72 @@ class VPSDE(SDE):
         self.noise_dim = self.dim
         self.additive = True
         self.ddpm_betas: np.ndarray | None = None
+        self.ddpm_mapping: str | None = None
+        self._rates: np.ndarray | None = None  # piecewise-constant beta(t) on the N cells
 
     @classmethod
-    def from_ddpm_betas(cls, betas, dim: int = 1) -> VPSDE:
-        """The VP-SDE whose ``beta(t) = N betas[i]`` on ``[i/N, (i+1)/N)``: the DDPM schedule exactly."""
-        b = _check_betas(betas)
-        sde = cls(beta_min=float(b.min() * b.size), beta_max=float(b.max() * b.size), dim=dim)
+    def from_ddpm_betas(cls, betas, dim: int = 1, mapping: str = "first_order", check_prior: bool = True) -> VPSDE:
+        """The VP-SDE whose discretization on ``N = len(betas)`` steps is the given DDPM schedule.
+
+        ``beta(t)`` is piecewise constant on ``[i/N, (i+1)/N)``:
+
+        * ``mapping="first_order"`` (default): ``beta(t) = N betas[i]``; ``discretize(N)`` returns ``betas``.
+        * ``mapping="exact"``: ``beta(t) = -N log(1 - betas[i])``; then ``e^{-B(i/N)} = alpha_bar_i`` exactly and
+          ``discretize(N, mapping="exact")`` returns ``betas``.
+
+        ``betas`` must lie in (0, 1) and be non-decreasing. Warns (:class:`ScheduleWarning`) when
+        ``alpha_bar_N > 1e-3`` unless ``check_prior=False``.
+        """
+        b = _check_betas(betas, increasing=True)
+        N = b.size
+        if mapping == "first_order":
+            rates = N * b
+        elif mapping == "exact":
+            rates = -N * np.log1p(-b)
+        else:
+            raise ValueError(f"mapping must be 'first_order' or 'exact', got {mapping!r}")
+        sde = cls(beta_min=float(rates.min()), beta_max=float(rates.max()), dim=dim)
         sde.ddpm_betas = b.copy()
+        sde.ddpm_mapping = mapping
+        sde._rates = rates
+        if check_prior:
+            DDPMSchedule.from_betas(b).check_prior(stacklevel=3)
         return sde
 
     def with_dim(self, dim: int) -> VPSDE:
         new = VPSDE(self.beta_min, self.beta_max, dim)
-        new.ddpm_betas = None if self.ddpm_betas is None else self.ddpm_betas.copy()
+        if self.ddpm_betas is not None:
+            new.ddpm_betas = self.ddpm_betas.copy()
+            new.ddpm_mapping = self.ddpm_mapping
+            new._rates = self._rates.copy()
         return new
 
     def __repr__(self):
         if self.ddpm_betas is not None:
-            return f"VPSDE.from_ddpm_betas(<{self.ddpm_betas.size} betas>, dim={self.dim})"
+            return (f"VPSDE.from_ddpm_betas(<{self.ddpm_betas.size} betas>, dim={self.dim}, "
+                    f"mapping={self.ddpm_mapping!r})")
         return f"VPSDE(beta_min={self.beta_min}, beta_max={self.beta_max}, dim={self.dim})"
 
     # schedule
+    def _cell(self, t):
+        N = self._rates.size
+        return np.clip(np.floor(np.asarray(t, dtype=np.float64) * N).astype(np.int64), 0, N - 1)
+
     def beta(self, t):
+        """``beta(t)`` (float or array like ``t``)."""
         t = np.asarray(t, dtype=np.float64)
-        if self.ddpm_betas is not None:
-            N = self.ddpm_betas.size
-            i = np.clip(np.floor(t * N).astype(int), 0, N - 1)
-            return N * self.ddpm_betas[i]
+        if self._rates is not None:
+            return self._rates[self._cell(t)]
         return self.beta_min + t * (self.beta_max - self.beta_min)
 
     def integrated_beta(self, t):
         """``B(t) = int_0^t beta(s) ds``."""
         t = np.asarray(t, dtype=np.float64)
-        if self.ddpm_betas is not None:
-            N = self.ddpm_betas.size
-            cum = np.concatenate([[0.0], np.cumsum(self.ddpm_betas)])  # B(i/N) = sum_{j<i} betas_j (N * 1/N)
-            i = np.clip(np.floor(t * N).astype(int), 0, N - 1)
-            return cum[i] + N * self.ddpm_betas[i] * (t - i / N)
+        if self._rates is not None:
+            N = self._rates.size
+            cum = np.concatenate([[0.0], np.cumsum(self._rates) / N])
+            i = self._cell(t)
+            return cum[i] + self._rates[i] * (t - i / N)
         return self.beta_min * t + 0.5 * t**2 * (self.beta_max - self.beta_min)
 
     # batched face
@@ -141,41 +234,60 @@ class VPSDE(SDE):
 
     # DDPM
     def discretize(self, n_steps: int, mapping: str = "first_order") -> DDPMSchedule:
-        """The DDPM schedule on ``N`` steps: ``betas``, ``alphas``, ``alpha_bars`` (float64).
+        """The DDPM schedule on ``N`` steps; step ``i = 1..N`` runs from ``t_{i-1}`` to ``t_i = i T / N``.
 
-        ``mapping="first_order"``: ``beta_i = beta(t_i) / N`` with ``t_i = i / N`` (score_sde's map;
-        beta 0.1..20 gives 1e-4..0.02 at N=1000 when evaluated at ``t_i = i/(N-1)``... see docs).
-        ``mapping="exact"``: ``beta_i = 1 - exp(-int_{t_i}^{t_{i+1}} beta)``; the DDPM chain then has exactly the
-        VP marginals at ``t_i``. For a VP-SDE built from DDPM betas, ``first_order`` returns them unchanged.
+        * ``mapping="first_order"``: ``beta_i = beta(s_i) / N`` with ``s_i = (i - 1) / (N - 1)``, i.e.
+          ``betas = linspace(beta(0), beta(1), N) / N`` for the linear schedule (score_sde's map: beta 0.1..20 at
+          ``N = 1000`` gives DDPM's linear 1e-4..0.02). Then ``sum(betas) = B(1)`` exactly for a linear beta, and
+          ``alpha_bar_i`` matches the VP marginal ``e^{-B(t_i)}`` to first order: the error halves as ``N``
+          doubles. For a VP-SDE built by :meth:`from_ddpm_betas` with ``N`` betas and first-order mapping, the
+          original betas are returned unchanged.
+        * ``mapping="exact"``: ``beta_i = 1 - exp(-int_{t_{i-1}}^{t_i} beta)``; then ``alpha_bar_i = e^{-B(t_i)}``
+          exactly, so the DDPM forward chain has exactly the VP marginals at every ``t_i``.
+
+        Raises:
+            ValueError: ``n_steps`` not a positive integer, an unknown ``mapping``, or resulting betas outside
+                (0, 1) (too few steps for the schedule).
         """
-        if int(n_steps) != n_steps or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps}")
+        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
         N = int(n_steps)
         if mapping == "first_order":
-            if self.ddpm_betas is not None and self.ddpm_betas.size == N:
+            if self.ddpm_betas is not None and self.ddpm_mapping == "first_order" and self.ddpm_betas.size == N:
                 betas = self.ddpm_betas.copy()
+            elif self._rates is not None:
+                # piecewise-constant beta: the rate of the cell containing the step's start, over N
+                betas = self.beta((np.arange(N) + 0.5) / N) / N
             else:
-                # score_sde: discrete betas = linspace(beta_min/N, beta_max/N, N)
-                t = np.arange(N) / max(N - 1, 1)
-                betas = np.asarray(self.beta(t), dtype=np.float64) / N if self.ddpm_betas is None else (
-                    self.beta((np.arange(N) + 0.5) / N) / N
-                )
+                s = np.arange(N) / max(N - 1, 1)
+                betas = np.asarray(self.beta(s), dtype=np.float64) / N
         elif mapping == "exact":
-            edges = np.arange(N + 1) / N
+            edges = np.arange(N + 1) * (self.T / N)
             dB = np.diff(self.integrated_beta(edges))
             betas = -np.expm1(-dB)
         else:
             raise ValueError(f"mapping must be 'first_order' or 'exact', got {mapping!r}")
-        betas = _check_betas(betas)
-        alphas = 1.0 - betas
-        return DDPMSchedule(betas=betas, alphas=alphas, alpha_bars=np.cumprod(alphas))
+        return DDPMSchedule.from_betas(_check_betas(betas, name=f"betas of discretize({N}, {mapping!r})"))
+
+    def check_prior(self, tol: float = 1e-3, stacklevel: int = 2) -> bool:
+        """Warn (:class:`ScheduleWarning`) when ``alpha_bar(T) = e^{-B(T)} > tol`` (the prior is not reached)."""
+        ab = float(np.exp(-self.integrated_beta(self.T)))
+        if ab > tol:
+            warnings.warn(
+                f"{self!r} does not reach its N(0, I) prior: alpha_bar(T) = exp(-B(T)) = {ab:.3g} > {tol:g}; "
+                "samples started from the prior will be biased.",
+                ScheduleWarning,
+                stacklevel=stacklevel,
+            )
+            return False
+        return True
 
     def numba_face(self) -> NumbaFace:
         d = self.dim
-        if self.ddpm_betas is not None:
-            nb = self.ddpm_betas * self.ddpm_betas.size
-            cum = np.concatenate([[0.0], np.cumsum(self.ddpm_betas)])
-            N = self.ddpm_betas.size
+        if self._rates is not None:
+            nb = self._rates.copy()
+            N = nb.size
+            cum = np.concatenate([[0.0], np.cumsum(nb) / N])
 
             def beta(t):
                 i = min(max(int(math.floor(t * N)), 0), N - 1)

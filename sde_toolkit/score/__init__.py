@@ -1,0 +1,36 @@
+"""Score-based generative modelling (the only subpackage that imports torch).
+
+Networks (:class:`ScoreMLP`), training by denoising score matching or DDPM's epsilon-loss (:func:`train`),
+scores as objects (:class:`TorchScore`, the exact :class:`GaussianMixtureScore`), one sampling API with four
+samplers (:func:`sample`) and likelihoods through the probability-flow ODE (:func:`log_likelihood`).
+"""
+
+from ..sde.diffusion import DDPMSchedule, ScheduleWarning
+from .likelihood import bits_per_dim, exact_divergence, hutchinson_divergence, log_likelihood
+from .losses import ddpm_loss, dsm_loss, eps_from_score
+from .networks import ScoreMLP, precondition
+from .sampling import METHODS, sample
+from .scores import GaussianMixtureScore, TorchScore
+from .training import TrainResult, load_checkpoint, save_checkpoint, train
+
+__all__ = [
+    "ScoreMLP",
+    "precondition",
+    "train",
+    "TrainResult",
+    "save_checkpoint",
+    "load_checkpoint",
+    "dsm_loss",
+    "ddpm_loss",
+    "eps_from_score",
+    "TorchScore",
+    "GaussianMixtureScore",
+    "sample",
+    "METHODS",
+    "log_likelihood",
+    "exact_divergence",
+    "hutchinson_divergence",
+    "bits_per_dim",
+    "DDPMSchedule",
+    "ScheduleWarning",
+]
