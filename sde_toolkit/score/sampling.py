@@ -82,7 +82,7 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
            eps: float = 1e-3, T: float | None = None, x_T=None, noise: bool = True, mapping: str = "exact",
            variance: str = "beta", solver: str = "heun", rtol: float = 1e-5, atol: float = 1e-5,
            snr: float = 0.16, n_corrector: int = 1, progress=False, return_path: bool = False,
-           save_every: int = 1, info: dict | None = None):
+           save_every: int = 1, info: dict | None = None, out=None, overwrite: bool = False):
     """Draw ``n`` samples of ``p_eps`` (``p_0`` for ``ancestral``) by running time backwards with ``score``.
 
     See the module docstring for each method's formula and facts.
@@ -109,6 +109,11 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
         return_path: also return ``(t_path, x_path)`` with every ``save_every``-th state, the start and the end.
         save_every: thinning of the path.
         info: a dict to receive facts about the run (``nfe``: score evaluations, ``method``).
+        out: path of an H5MD file that receives the reverse-time trajectory (every ``save_every``-th state) as
+            ``simulate`` streams it; for ``euler_maruyama`` and ``probability_flow`` with ``solver="heun"``,
+            the samplers that run through ``simulate``. The final noise-free mean step of ``euler_maruyama`` is
+            not a simulate step and is not in the file (the returned samples include it).
+        overwrite: replace an existing ``out``.
 
     Returns:
         ``(n, dim)`` samples, or ``(samples, t_path, x_path)`` when ``return_path``.
@@ -118,6 +123,10 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if out is not None and not (method == "euler_maruyama" or (method == "probability_flow" and solver == "heun")):
+        raise ValueError("out= needs a sampler that runs through simulate: method='euler_maruyama', or "
+                         f"'probability_flow' with solver='heun' (got method={method!r}, solver={solver!r})")
+    sim_out = {} if out is None else {"out": out, "overwrite": bool(overwrite), "dtype": "float64"}
     n = _pos_int(n, "n")
     n_steps = _pos_int(n_steps, "n_steps")
     save_every = _pos_int(save_every, "save_every")
@@ -145,23 +154,23 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
     info = {} if info is None else info
     info["method"] = method
     if method == "euler_maruyama":
-        out = _euler_maruyama(sde, score, x, T_, eps, n_steps, rng, noise, progress, save_every)
+        res = _euler_maruyama(sde, score, x, T_, eps, n_steps, rng, noise, progress, save_every, sim_out)
         info["nfe"] = n_steps
     elif method == "ancestral":
         if not isinstance(sde, VPSDE):
             raise ValueError(f"method='ancestral' (DDPM) needs a VPSDE, got {sde!r}")
         if variance not in ("beta", "posterior"):
             raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
-        out = _ancestral(sde, score, x, n_steps, rng, noise, mapping, variance, save_every)
+        res = _ancestral(sde, score, x, n_steps, rng, noise, mapping, variance, save_every)
         info["nfe"] = n_steps
     elif method == "probability_flow":
         if solver == "heun":
-            out = _pf_heun(sde, score, x, T_, eps, n_steps, rng, progress, save_every)
+            res = _pf_heun(sde, score, x, T_, eps, n_steps, rng, progress, save_every, sim_out)
             info["nfe"] = 2 * n_steps
         elif solver == "scipy":
             if return_path:
                 raise ValueError("return_path is not available with solver='scipy'")
-            out, nfe = _pf_scipy(sde, score, x, T_, eps, rtol, atol)
+            res, nfe = _pf_scipy(sde, score, x, T_, eps, rtol, atol)
             info["nfe"] = nfe
         else:
             raise ValueError(f"solver must be 'heun' or 'scipy', got {solver!r}")
@@ -170,10 +179,10 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
             raise ValueError(f"snr must be >= 0, got {snr}")
         if isinstance(n_corrector, bool) or not isinstance(n_corrector, (int, np.integer)) or n_corrector < 0:
             raise ValueError(f"n_corrector must be an integer >= 0, got {n_corrector!r}")
-        out = _predictor_corrector(sde, score, x, T_, eps, n_steps, rng, noise, snr, int(n_corrector),
+        res = _predictor_corrector(sde, score, x, T_, eps, n_steps, rng, noise, snr, int(n_corrector),
                                    save_every)
         info["nfe"] = (1 + int(n_corrector)) * n_steps
-    samples, t_path, x_path = out
+    samples, t_path, x_path = res
     if return_path:
         return samples, t_path, x_path
     return samples
@@ -183,7 +192,7 @@ def _seed_int(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**63 - 1))
 
 
-def _euler_maruyama(sde, score, x, T, eps, n_steps, rng, noise, progress, save_every):
+def _euler_maruyama(sde, score, x, T, eps, n_steps, rng, noise, progress, save_every, sim_out=None):
     from ..integrate import simulate
 
     h = (T - eps) / n_steps
@@ -193,7 +202,7 @@ def _euler_maruyama(sde, score, x, T, eps, n_steps, rng, noise, progress, save_e
     if n_steps > 1:
         target = rev if noise else _DriftOnly(rev)
         traj = simulate(target, x, t0=T, t1=t_last, dt=h, seed=_seed_int(rng), progress=progress,
-                        save_every=save_every)
+                        save_every=save_every, **(sim_out or {}))
         x = np.array(traj.x[-1], dtype=np.float64)
         t_path, x_path = [np.asarray(traj.t)], [np.asarray(traj.x)]  # includes t_last
     # final step without noise: the mean of the last Euler–Maruyama transition
@@ -226,12 +235,12 @@ def _ancestral(sde, score, x, n_steps, rng, noise, mapping, variance, save_every
     return x, np.asarray(t_path), np.stack(x_path)
 
 
-def _pf_heun(sde, score, x, T, eps, n_steps, rng, progress, save_every):
+def _pf_heun(sde, score, x, T, eps, n_steps, rng, progress, save_every, sim_out=None):
     from ..integrate import simulate
 
     h = (T - eps) / n_steps
     traj = simulate(sde.probability_flow(score), x, t0=T, t1=eps, dt=h, method="heun", seed=_seed_int(rng),
-                    progress=progress, save_every=save_every)
+                    progress=progress, save_every=save_every, **(sim_out or {}))
     xs = np.asarray(traj.x)
     return np.array(xs[-1], dtype=np.float64), np.asarray(traj.t), xs
 

@@ -186,3 +186,24 @@ def test_plain_callable_score_takes_dim_from_x_T():
     x_T = np.random.default_rng(0).standard_normal((64, 2))
     x = sample(sde, lambda z, t: -z, 64, method="ancestral", n_steps=20, x_T=x_T, seed=0)
     assert x.shape == (64, 2)
+
+
+def test_sample_streams_reverse_trajectory_to_h5md(tmp_path):
+    """``out=`` writes the reverse-time path through ``simulate``'s H5MD writer; samples are unchanged."""
+    import sde_toolkit as st
+    from sde_toolkit.score import GaussianMixtureScore
+
+    vp = st.VPSDE(0.1, 20.0, dim=2)
+    score = GaussianMixtureScore(vp, [1.0], [[0.5, -0.5]], [[[1.0, 0.3], [0.3, 0.5]]])
+    a = st.sample(vp, score, 500, method="euler_maruyama", n_steps=50, seed=3, save_every=10)
+    b, t_path, x_path = st.sample(vp, score, 500, method="euler_maruyama", n_steps=50, seed=3, save_every=10,
+                                  out=tmp_path / "rev.h5", return_path=True)
+    np.testing.assert_array_equal(a, b)
+    view = st.io.open(tmp_path / "rev.h5")
+    assert view.status == "complete"
+    # the file holds the simulate part of the path: every saved state before the final mean step
+    np.testing.assert_array_equal(np.asarray(view.x[:]), x_path[:-1])
+    np.testing.assert_allclose(np.asarray(view.t), t_path[:-1])
+    assert view.t[0] == 1.0 and view.t[-1] > view.t[0] - 1.0
+    with pytest.raises(ValueError, match="out="):
+        st.sample(vp, score, 10, method="ancestral", n_steps=10, seed=0, out=tmp_path / "x.h5")
