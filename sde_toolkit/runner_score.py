@@ -25,6 +25,36 @@ def exp_ddpm(ctx: _Context) -> None:
                               n_samples=sc.get("n_samples", 5000), n_sample_steps=sc.get("n_steps", 1000),
                               progress=bool(ctx.progress))
     ctx.metrics["ddpm"] = metrics
+    # the same network drives the reverse SDE through simulate, whose trajectory streams into H5MD
+    import torch
+
+    from .metrics import sliced_wasserstein
+    from .score import TorchScore, load_checkpoint, sample
+
+    net, sde, _ = load_checkpoint(ctx.outdir / "model.pt")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.perf_counter()
+        h5 = ctx.outdir / "reverse_sde.h5"
+        xs = sample(sde, TorchScore(net, sde), int(sc.get("n_samples", 5000)), method="euler_maruyama",
+                    n_steps=int(sc.get("n_steps", 1000)), seed=int(sc.get("seed", 0)) + 7, out=h5, overwrite=True,
+                    save_every=max(1, int(sc.get("n_steps", 1000)) // 10))
+        wall = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    from .datasets import spiral
+
+    fresh = spiral(len(xs), seed=int(sc.get("seed", 0)) + 1000)
+    ctx.data.append(h5)
+    metrics["reverse_sde_sliced_wasserstein"] = sliced_wasserstein(xs, fresh)
+    metrics["reverse_sde_seconds"] = wall
+    anc = np.load(ctx.outdir / "samples.npy") if (ctx.outdir / "samples.npy").exists() else None
+    panels = {"fresh data": fresh}
+    if anc is not None:
+        panels["ancestral (DDPM) samples"] = anc
+    panels["reverse-SDE samples"] = xs
+    plotting.scatter_2d(panels, ctx.figure("samples_vs_data"), title="spiral: data and generated samples")
     for name in ("reverse_process", "loss"):
         p = ctx.outdir / f"{name}.png"
         if p.exists():
