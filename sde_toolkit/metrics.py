@@ -140,7 +140,7 @@ def _sqdist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0.0)
 
 
-def mmd(a, b, bandwidth: float | None = None) -> float:
+def mmd(a, b, bandwidth: float | None = None, max_n: int | None = None, seed: int = 0) -> float:
     """Unbiased squared maximum mean discrepancy with the RBF kernel ``k(x, y) = exp(-|x - y|^2 / (2 l^2))``.
 
     ``MMD_u^2 = mean_{i != j} k(a_i, a_j) + mean_{i != j} k(b_i, b_j) - 2 mean_{i, j} k(a_i, b_j)``
@@ -151,6 +151,9 @@ def mmd(a, b, bandwidth: float | None = None) -> float:
     Args:
         a, b: ``(n, dim)`` and ``(m, dim)`` samples, ``n, m >= 2``.
         bandwidth: kernel length scale ``l``; ``None`` for the median heuristic.
+        max_n: if given, use a seeded random subsample of at most ``max_n`` rows of each set (bounds the
+            quadratic cost for large sample sets).
+        seed: seed of that subsample.
 
     Returns:
         ``MMD_u^2``.
@@ -159,6 +162,14 @@ def mmd(a, b, bandwidth: float | None = None) -> float:
     y = _samples(b, "b", x.shape[1])
     if x.shape[0] < 2 or y.shape[0] < 2:
         raise ValueError("mmd needs at least 2 samples in each set")
+    if max_n is not None:
+        if int(max_n) < 2:
+            raise ValueError(f"max_n must be >= 2, got {max_n}")
+        rng = np.random.default_rng(seed)
+        if x.shape[0] > max_n:
+            x = x[rng.choice(x.shape[0], int(max_n), replace=False)]
+        if y.shape[0] > max_n:
+            y = y[rng.choice(y.shape[0], int(max_n), replace=False)]
     if bandwidth is None:
         z = np.concatenate([x[:: max(1, x.shape[0] // 1000)], y[:: max(1, y.shape[0] // 1000)]])
         dz = _sqdist(z, z)
