@@ -282,6 +282,20 @@ def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 
     bar = _Progress(N - start_step, progress, desc=f"simulate[{plan.method}]")
     pool = ThreadPoolExecutor(max_workers=nthreads) if (fused and nthreads > 1 and len(bounds) > 1) else None
     dummy_inc = np.zeros((1, 1, 1))
+    # File sinks write on a background thread while the next segment computes (the kernels release the GIL);
+    # at most one segment is in flight, and writes and commits keep their order, so crash safety is unchanged.
+    writer = None if isinstance(sink, MemorySink) else ThreadPoolExecutor(max_workers=1)
+    inflight = []
+
+    def hand_off(seg_saves, times, frames, k_commit, state):
+        if len(seg_saves):
+            sink.write(seg_saves, times, frames)
+        sink.commit(k_commit, state)
+
+    def drain():
+        while inflight:
+            inflight.pop().result()  # re-raises a writer error here, in the caller's thread
+
     status = "running"
     k = start_step
     try:
@@ -327,6 +341,7 @@ def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 
                     if hits:
                         kbad = min(hits)
                         paths = np.flatnonzero(bad & np.isin(np.repeat(np.asarray(res), [e - a for a, e in bounds]), [kbad]))
+                        drain()
                         _diverged(plan, sink, frames, seg_saves, kbad, paths, out_label)
                 else:
                     fi = 0
@@ -345,17 +360,22 @@ def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 
                         ok = np.all(np.abs(xn) <= plan.max_abs, axis=1)
                         x[:] = xn
                         if not ok.all():
+                            drain()
                             _diverged(plan, sink, frames, seg_saves, kk + 1, np.flatnonzero(~ok), out_label)
                         if fi < len(seg_saves) and seg_saves[fi] == kk + 1:
                             frames[fi] = x
                             fi += 1
-                if len(seg_saves):
-                    sink.write(seg_saves, step_times(plan.t0, plan.t1, plan.h, N, seg_saves), frames)
                 k = k_b
-                sink.commit(k, x)
+                times = step_times(plan.t0, plan.t1, plan.h, N, seg_saves) if len(seg_saves) else None
+                if writer is None:
+                    hand_off(seg_saves, times, frames, k, x)
+                else:
+                    drain()
+                    inflight.append(writer.submit(hand_off, seg_saves, times, frames, k, x.copy()))
                 if STOP_REQUESTED.is_set():
                     raise KeyboardInterrupt("stop requested")
                 bar.update(k - start_step)
+        drain()
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -367,7 +387,14 @@ def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 
         bar.close()
         if pool is not None:
             pool.shutdown()
-        sink.close(status)
+        if writer is not None:
+            try:
+                drain()  # the last segment handed off before an interrupt is committed, not lost
+            finally:
+                writer.shutdown()
+                sink.close(status)
+        else:
+            sink.close(status)
 
 
 def _diverged(plan, sink, frames, seg_saves, kbad, paths, out_label):
