@@ -2,7 +2,7 @@
 
 from . import potentials
 from .base import SDE, NumbaFace
-from .diffusion import VESDE, VPSDE, DDPMSchedule
+from .diffusion import VESDE, VPSDE, DDPMSchedule, ScheduleWarning
 from .distributions import Boltzmann, Gaussian
 from .langevin import OverdampedLangevin, UnderdampedLangevin
 from .ou import OrnsteinUhlenbeck
@@ -17,6 +17,7 @@ __all__ = [
     "VPSDE",
     "VESDE",
     "DDPMSchedule",
+    "ScheduleWarning",
     "ReverseSDE",
     "ProbabilityFlowODE",
     "Gaussian",
