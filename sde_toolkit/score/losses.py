@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from ..sde.diffusion import DDPMSchedule
 from . import _marginal
+from .networks import _coeffs_torch
 
 WEIGHTINGS = ("sigma2", "none")
 
@@ -59,14 +59,15 @@ def dsm_loss(score: Callable, sde, x0: torch.Tensor, *, t: float | torch.Tensor 
         tt = eps + (T_ - eps) * u
     else:
         tt = torch.as_tensor(t, dtype=torch.float64).expand(n).clone().cpu()
-    a, b, std = _marginal.coeffs(sde, tt.numpy())
-    if np.any(std <= 0):
+    a, b, std = _coeffs_torch(sde, tt)
+    if bool((std <= 0).any()):
         raise ValueError("sigma(t) must be > 0 for DSM: use t > 0 (eps > 0)")
     z = torch.randn(x0.shape, generator=generator, dtype=torch.float64, device="cpu").to(dev, dt)
-    a_t = torch.as_tensor(a, dtype=dt, device=dev)[:, None]
-    b_t = torch.as_tensor(b, dtype=dt, device=dev)
-    s_t = torch.as_tensor(std, dtype=dt, device=dev)[:, None]
-    xt = a_t * x0 + b_t + s_t * z
+    a_t = a.to(dev, dt)[:, None]
+    s_t = std.to(dev, dt)[:, None]
+    xt = a_t * x0 + s_t * z
+    if b is not None:
+        xt = xt + b.to(dev, dt)
     s = score(xt, tt.to(dev, dt))
     if weighting == "sigma2":
         res = s_t * s + z
@@ -106,7 +107,7 @@ def eps_from_score(score: Callable, sde) -> Callable:
     """``eps(x, t) = -sigma(t) score(x, t)`` with ``sigma`` the SDE's marginal std (tensors in and out)."""
 
     def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        _, _, std = _marginal.coeffs(sde, t.detach().cpu().to(torch.float64).numpy())
-        return -torch.as_tensor(std, dtype=x.dtype, device=x.device)[:, None] * score(x, t)
+        _, _, std = _coeffs_torch(sde, t.detach().to(torch.float64))
+        return -std.to(x.device, x.dtype)[:, None] * score(x, t)
 
     return eps

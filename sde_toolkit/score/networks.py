@@ -13,7 +13,9 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+from ..sde import VESDE, VPSDE, OrnsteinUhlenbeck
 from . import _marginal
 
 EMBEDDINGS = ("fourier", "sinusoidal")
@@ -102,20 +104,59 @@ class ScoreMLP(nn.Module):
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         e = self.t_mlp(self.embed(t.to(x.dtype)))
+        # All layers' time shifts ``U_l e(t) + b_l`` in one matrix product (the per-layer weights stay separate
+        # parameters, so state dicts are unchanged); then ``h_l = SiLU(b_l + U_l e + W_l h_{l-1})`` per layer.
+        if len(self.layers) == 1:
+            shifts = (F.linear(e, self.t_proj[0].weight, self.layers[0].bias),)
+        else:
+            U = torch.cat([tp.weight for tp in self.t_proj])
+            b = torch.cat([lin.bias for lin in self.layers])
+            shifts = F.linear(e, U, b).split(self.layers[0].out_features, dim=1)
         h = x
-        for lin, tp in zip(self.layers, self.t_proj):
-            h = self.act(lin(h) + tp(e))
+        for lin, s in zip(self.layers, shifts):
+            h = self.act(torch.addmm(s, h, lin.weight.t()))
         return self.out(h)
 
 
+def _coeffs_torch(sde, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """:func:`_marginal.coeffs` on a tensor ``t`` (computed in ``t``'s dtype, on its device, no NumPy round trip).
+
+    Returns ``(a, b, std)`` shaped like ``t`` (``b``: ``t.shape + (dim,)``, or ``None`` where it is zero). The
+    piecewise-constant VP-SDE of a DDPM schedule falls back to the NumPy formulas.
+    """
+    if isinstance(sde, VPSDE) and sde.ddpm_betas is None:
+        B = t * sde.beta_min + 0.5 * t * t * (sde.beta_max - sde.beta_min)
+        return torch.exp(-0.5 * B), None, torch.sqrt(-torch.expm1(-B))
+    if isinstance(sde, VESDE):
+        std = sde.sigma_min * torch.sqrt(torch.expm1(2.0 * math.log(sde.sigma_max / sde.sigma_min) * t))
+        return torch.ones_like(t), None, std
+    if isinstance(sde, OrnsteinUhlenbeck) and sde.scalar_params:
+        th = float(sde.theta_param)
+        s2 = float(sde.sigma_param) ** 2
+        a = torch.exp(-th * t)
+        var = s2 * t if th == 0.0 else s2 * (-torch.expm1(-2.0 * th * t)) / (2.0 * th)
+        mu = torch.as_tensor(np.asarray(sde.mu, dtype=np.float64), dtype=t.dtype, device=t.device)
+        return a, (1.0 - a)[..., None] * mu, torch.sqrt(var)
+    a, b, std = _marginal.coeffs(sde, t.detach().to("cpu", torch.float64).numpy())
+    b_t = None if isinstance(sde, (VPSDE, VESDE)) else torch.as_tensor(b, dtype=t.dtype, device=t.device)
+    return (torch.as_tensor(a, dtype=t.dtype, device=t.device), b_t,
+            torch.as_tensor(std, dtype=t.dtype, device=t.device))
+
+
+def _precondition64(sde, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(c_in, a, b, std)`` in float64 on ``t``'s device (``t`` ``(n,)``); ``b`` is ``None`` where it is zero."""
+    a, b, std = _coeffs_torch(sde, t.detach().to(torch.float64))
+    return 1.0 / torch.sqrt(a * a + std * std), a, b, std
+
+
 def precondition(sde, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(c_in, sigma)`` as ``(n, 1)`` tensors on ``t``'s device: ``c_in = 1/sqrt(a^2 + sigma^2)``, ``sigma = std(t)``."""
-    t_np = t.detach().to("cpu", torch.float64).numpy()
-    a, _, std = _marginal.coeffs(sde, t_np)
-    c_in = 1.0 / np.sqrt(a**2 + std**2)
-    dev, dt = t.device, torch.float32 if t.dtype != torch.float64 else torch.float64
-    return (torch.as_tensor(c_in, dtype=dt, device=dev).reshape(-1, 1),
-            torch.as_tensor(std, dtype=dt, device=dev).reshape(-1, 1))
+    """``(c_in, sigma)`` as ``(n, 1)`` tensors on ``t``'s device: ``c_in = 1/sqrt(a^2 + sigma^2)``, ``sigma = std(t)``.
+
+    Computed in float64 with torch on ``t``'s device, returned in float32 (float64 when ``t`` is float64).
+    """
+    c_in, _, _, std = _precondition64(sde, t.reshape(-1))
+    dt = torch.float32 if t.dtype != torch.float64 else torch.float64
+    return c_in.to(dt).reshape(-1, 1), std.to(dt).reshape(-1, 1)
 
 
 def build_network(config: dict) -> ScoreMLP:
