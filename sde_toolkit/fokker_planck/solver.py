@@ -10,15 +10,14 @@ discretized in space by :func:`~sde_toolkit.fokker_planck.operator.assemble` (ex
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .._progress import Progress
 from .grid import Grid
 from .operator import SCHEMES, Operator, assemble, face_currents
 
@@ -106,36 +105,6 @@ def relative_entropy(p, q, grid: Grid) -> float:
     q = np.asarray(q, dtype=np.float64)
     m = p > 0
     return float(np.sum(p[m] * np.log(p[m] / q[m])) * grid.cell_volume)
-
-
-class _Progress:
-    """tqdm bar; ``progress=None`` shows it only when the run is projected to take more than ~2 s."""
-
-    def __init__(self, total: int, progress: bool | None, desc: str):
-        self.total, self.mode, self.desc = total, progress, desc
-        self.bar: Any = None
-        self.done = 0
-        self.start = time.perf_counter()
-        if progress:
-            self._open()
-
-    def _open(self) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=self.total, initial=self.done, desc=self.desc, unit="step")
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.mode is None:
-            el = time.perf_counter() - self.start
-            if el > 0.2 and el / self.done * self.total > 2.0 and self.done < self.total:
-                self._open()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 class FokkerPlanck:
@@ -282,7 +251,7 @@ class FokkerPlanck:
             writer = DensityWriter(out, self.grid, config=self._config(method, dt, save_every, t0, t1))
             writer.__enter__()
             writer.append(times[0], p.reshape(self.grid.shape))
-        bar = _Progress(n, progress, f"FP {method}")
+        bar = Progress(n, progress, f"FP {method}")
         try:
             save_pos = 1
             step_fn = self._stepper(method, dt, t0, int(startup_steps))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from .._progress import Progress
 from .._version import __version__
 from ..sde.base import SDE
 from . import noise
@@ -231,38 +231,6 @@ def default_threads() -> int:
     return max(1, numba.config.NUMBA_NUM_THREADS)
 
 
-class _Progress:
-    """A tqdm bar that appears only when the run is expected to take more than ~2 s (``progress=None``)."""
-
-    def __init__(self, total: int, mode, desc: str):
-        self.total, self.mode, self.desc = total, mode, desc
-        self.start = time.perf_counter()
-        self.bar = None
-        self.done = 0
-        if mode is True:
-            self._open()
-
-    def _open(self):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=self.total, desc=self.desc, unit="step", initial=self.done, leave=False)
-
-    def update(self, done: int):
-        delta = done - self.done
-        self.done = done
-        if self.bar is None and self.mode is None and done < self.total:
-            el = time.perf_counter() - self.start
-            if el > 0.5 and el / max(done, 1) * self.total > 2.0:
-                self._open()
-                return
-        if self.bar is not None:
-            self.bar.update(delta)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
 def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 0, increments=None,
              progress=None, threads: int | None = None, out_label=None) -> None:
     """Advance ``x`` (modified in place) from ``start_step`` to ``plan.n_steps``, handing frames to ``sink``.
@@ -279,7 +247,7 @@ def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 
     kern = fused_kernel(sde, plan.method, plan.h) if fused else None
     max_frames = max(1, FRAME_BUFFER_BYTES // max(1, n * dim * 8))
     save_steps = plan.save_steps
-    bar = _Progress(N - start_step, progress, desc=f"simulate[{plan.method}]")
+    bar = Progress(N - start_step, progress, desc=f"simulate[{plan.method}]")
     pool = ThreadPoolExecutor(max_workers=nthreads) if (fused and nthreads > 1 and len(bounds) > 1) else None
     dummy_inc = np.zeros((1, 1, 1))
     # File sinks write on a background thread while the next segment computes (the kernels release the GIL);
@@ -365,6 +333,7 @@ def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 
                         if fi < len(seg_saves) and seg_saves[fi] == kk + 1:
                             frames[fi] = x
                             fi += 1
+                bar.update(k_b - k)
                 k = k_b
                 times = step_times(plan.t0, plan.t1, plan.h, N, seg_saves) if len(seg_saves) else None
                 if writer is None:
@@ -374,7 +343,6 @@ def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 
                     inflight.append(writer.submit(hand_off, seg_saves, times, frames, k, x.copy()))
                 if STOP_REQUESTED.is_set():
                     raise KeyboardInterrupt("stop requested")
-                bar.update(k - start_step)
         drain()
         status = "complete"
     except KeyboardInterrupt:

@@ -36,21 +36,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .._version import __version__
 from .h5md import (
     CHUNK_CACHE_BYTES,
-    IncompleteRunWarning,
+    LazyFrames,
     _attr,
     _chunk_shape,
     _h5py,
     _is_lock_error,
     _json,
+    _LazyFile,
     _now,
     _probe_partial,
     _publish_new,
@@ -374,7 +373,7 @@ def write_chains(chains, path, *, config: dict | None = None, overwrite: bool = 
     return w.final_file
 
 
-class ChainsFile:
+class ChainsFile(_LazyFile):
     """Lazy view of a chains file: metadata now, samples on demand.
 
     Attributes:
@@ -389,15 +388,7 @@ class ChainsFile:
     """
 
     def __init__(self, path, allow_partial: bool = False, *, _warn: bool = True):
-        from .h5md import LazyFrames
-
-        p = Path(path)
-        if not p.exists() and partial_path(p).exists():
-            p = partial_path(p)
-        if not p.exists():
-            raise FileNotFoundError(f"no such file: {path}")
-        self.path = p
-        self._keep = None
+        p = self.path = self._resolve(path)
         with _h5py().File(p, "r") as f:
             if GROUP not in f or POSITION not in f:
                 raise ValueError(f"{p} is not an sde_toolkit chains file (no {GROUP} and {POSITION})")
@@ -413,19 +404,11 @@ class ChainsFile:
             self.accepted = g["accepted"][...] if "accepted" in g else None
             tail = f[POSITION]["value"].shape[1:]
             has_e = ENERGY in f
-        if self.status != "complete":
-            if not allow_partial:
-                raise ValueError(f"{p}: incomplete chains (status {self.status!r}, {self.n_committed} of "
-                                 f"{self.n_expected} samples committed); pass allow_partial=True to read them")
-            if _warn:
-                warnings.warn(f"{p}: reading {n} committed samples of an incomplete run (status "
-                              f"{self.status!r}, {self.n_expected} expected)", IncompleteRunWarning, stacklevel=3)
+        self._check_complete(n, "samples", allow_partial, _warn, lambda: ValueError(
+            f"{p}: incomplete chains (status {self.status!r}, {self.n_committed} of {self.n_expected} samples "
+            "committed); pass allow_partial=True to read them"))
         self.samples = LazyFrames(self, f"{POSITION}/value", n, tail, np.float64)
         self.energies = LazyFrames(self, f"{ENERGY}/value", n, tail[:1], np.float64) if has_e else None
-
-    @property
-    def complete(self) -> bool:
-        return self.status == "complete"
 
     @property
     def method(self) -> str:
@@ -444,27 +427,6 @@ class ChainsFile:
         """Stored acceptance rate (MALA, complete runs), else ``None``."""
         v = self.meta.get("acceptance_rate")
         return None if v is None else float(v)
-
-    @contextlib.contextmanager
-    def _opened(self):
-        if self._keep is not None:
-            yield self._keep
-            return
-        with _h5py().File(self.path, "r") as f:
-            yield f
-
-    def __enter__(self) -> ChainsFile:
-        """Keep the file open while in the ``with`` block (faster repeated slicing)."""
-        self._keep = _h5py().File(self.path, "r")
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._keep is not None:
-            self._keep.close()
-            self._keep = None
 
     def load(self):
         """The committed samples as an in-memory :class:`~sde_toolkit.mcmc.Chains`.

@@ -570,7 +570,61 @@ class LazyFrames:
         return f"LazyFrames({self._run.path.name}:{self._name}, shape={self.shape}, dtype={self.dtype})"
 
 
-class H5MDRun:
+class _LazyFile:
+    """Mechanics shared by the lazy readers (:class:`H5MDRun`, ``ChainsFile``): the path (``<out>`` or, while
+    unfinished, its ``.partial``), the completeness rule, and a handle kept open inside a ``with`` block."""
+
+    path: Path
+    status: str
+    n_expected: int
+    _keep = None
+
+    @staticmethod
+    def _resolve(path) -> Path:
+        p = Path(path)
+        if not p.exists() and partial_path(p).exists():
+            p = partial_path(p)
+        if not p.exists():
+            raise FileNotFoundError(f"no such file: {path}")
+        return p
+
+    def _check_complete(self, n: int, noun: str, allow_partial: bool, warn: bool, error) -> None:
+        """Raise ``error()`` on an incomplete file unless ``allow_partial`` (then warn once if ``warn``)."""
+        if self.status == "complete":
+            return
+        if not allow_partial:
+            raise error()
+        if warn:
+            warnings.warn(f"{self.path}: reading {n} committed {noun} of an incomplete run (status "
+                          f"{self.status!r}, {self.n_expected} expected)", IncompleteRunWarning, stacklevel=4)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    @contextlib.contextmanager
+    def _opened(self):
+        if self._keep is not None:
+            yield self._keep
+            return
+        with _h5py().File(self.path, "r") as f:
+            yield f
+
+    def __enter__(self):
+        """Keep the file open while in the ``with`` block (faster repeated slicing)."""
+        self._keep = _h5py().File(self.path, "r")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._keep is not None:
+            self._keep.close()
+            self._keep = None
+
+
+class H5MDRun(_LazyFile):
     """Lazy view of a trajectory file: metadata now, frames on demand.
 
     Attributes:
@@ -587,13 +641,7 @@ class H5MDRun:
     """
 
     def __init__(self, path, allow_partial: bool = False, *, _warn: bool = True):
-        p = Path(path)
-        if not p.exists() and partial_path(p).exists():
-            p = partial_path(p)
-        if not p.exists():
-            raise FileNotFoundError(f"no such file: {path}")
-        self.path = p
-        self._keep = None
+        p = self.path = self._resolve(path)
         h5py = _h5py()
         with h5py.File(p, "r") as f:
             if RUN_GROUP not in f or "commit" not in f[RUN_GROUP]:
@@ -624,19 +672,11 @@ class H5MDRun:
             else:
                 self.t = np.empty(0)
                 self.steps = np.empty(0, dtype=np.int64)
-        if self.status != "complete":
-            if not allow_partial:
-                raise IncompleteRunError(p, self.status, n, self.n_expected)
-            if _warn:
-                warnings.warn(f"{p}: reading {n} committed frames of an incomplete run (status {self.status!r}, "
-                              f"{self.n_expected} expected)", IncompleteRunWarning, stacklevel=3)
+        self._check_complete(n, "frames", allow_partial, _warn,
+                             lambda: IncompleteRunError(p, self.status, n, self.n_expected))
         self.x = LazyFrames(self, f"{POSITION}/value", n, vshape[1:], vdtype) if self.has_positions else None
         self.observables = {name: LazyFrames(self, f"/observables/{name}/value", n, shape, dtype)
                             for name, (shape, dtype) in self._obs_info.items()}
-
-    @property
-    def complete(self) -> bool:
-        return self.status == "complete"
 
     @property
     def n_paths(self) -> int:
@@ -645,27 +685,6 @@ class H5MDRun:
     @property
     def dim(self) -> int:
         return int(self.plan["dim"])
-
-    @contextlib.contextmanager
-    def _opened(self):
-        if self._keep is not None:
-            yield self._keep
-            return
-        with _h5py().File(self.path, "r") as f:
-            yield f
-
-    def __enter__(self) -> H5MDRun:
-        """Keep the file open while in the ``with`` block (faster repeated slicing)."""
-        self._keep = _h5py().File(self.path, "r")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._keep is not None:
-            self._keep.close()
-            self._keep = None
 
     def checkpoint(self) -> tuple[int, np.ndarray]:
         """``(step, state)``: the committed float64 ``(n_paths, dim)`` state the run can restart from."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from .._progress import Progress
 from ..sde.potentials import Potential
 from . import kernels as K
 from ._fused import get_driver
@@ -178,11 +179,7 @@ def _score_grad_fn(score: Callable, t, n: int, dim: int) -> Callable:
 
 
 def _progress_bar(progress, total: int, desc: str):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False)
+    return None if progress is False else Progress(total, progress, desc)
 
 
 def _n_threads(n_threads) -> int:
@@ -378,7 +375,7 @@ def langevin(
         kT: temperature.
         gamma: friction (overdamped: time scale ``h / gamma``; BAOAB: the friction of the O step).
         t: time/noise level passed to a score of the form ``score(x, t)``.
-        progress: show a tqdm bar.
+        progress: tqdm bar: ``True`` always, ``False`` never, ``None`` when the run is projected to take > 2 s.
         n_threads: threads for the fused driver (default ``NUMBA_NUM_THREADS``); results do not depend on it.
         backend: ``"auto"`` (fused for potentials, batched for scores), ``"numba"`` or ``"numpy"``.
         store_energy: record ``V`` at the kept samples (Potential targets). MALA has it for free; ULA and BAOAB
@@ -520,7 +517,7 @@ def annealed_langevin(
         n_steps_each: steps per level.
         seed: ``None``, an int or a ``SeedSequence`` (per-block streams, as in :func:`langevin`).
         denoise: apply the final Tweedie denoising step.
-        progress: show a tqdm bar over levels.
+        progress: tqdm bar over levels (``None``: only when projected to take > 2 s).
 
     Returns:
         :class:`AnnealedSamples`.
