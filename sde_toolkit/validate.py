@@ -26,9 +26,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import integrate, stats
+from scipy import stats
 
-from .sde.distributions import Boltzmann, Gaussian
+from .sde.distributions import Boltzmann, Gaussian, QuadratureTable
 
 __all__ = ["StationaryReport", "validate_stationary"]
 
@@ -37,78 +37,7 @@ _W1_GRID_MAX = 4_001  # CDF knots used by W1 (interpolation error ~ h^2/8, negli
 
 
 # ------------------------------------------------------------------------------------------- reference
-class _QuadratureReference:
-    """A normalized density on a fine tensor grid (dim 1 or 2): CDFs, cell masses and exact sampling."""
-
-    def __init__(self, logpdf, bounds: np.ndarray, n: int):
-        self.dim = bounds.shape[0]
-        self.axes = [np.linspace(lo, hi, n) for lo, hi in bounds]
-        if self.dim == 1:
-            lp = logpdf(self.axes[0][:, None])
-        else:
-            X, Y = np.meshgrid(*self.axes, indexing="ij")
-            lp = logpdf(np.stack([X.ravel(), Y.ravel()], 1)).reshape(X.shape)
-        lp = np.asarray(lp, dtype=np.float64)
-        w = np.exp(lp - np.nanmax(lp))
-        w[~np.isfinite(w)] = 0.0
-        self.w = w
-        if self.dim == 1:
-            c = integrate.cumulative_trapezoid(w, self.axes[0], initial=0.0)
-            self.cdf_tables = [c / c[-1]]
-        else:
-            # C[i, j] = mass of (-inf, x_i] x (-inf, y_j]
-            cy = integrate.cumulative_trapezoid(w, self.axes[1], axis=1, initial=0.0)
-            C = integrate.cumulative_trapezoid(cy, self.axes[0], axis=0, initial=0.0)
-            self.C = C / C[-1, -1]
-            self.cdf_tables = [self.C[:, -1], self.C[-1, :]]
-        self._sampler = None
-
-    def marginal_cdf(self, k: int, x) -> np.ndarray:
-        return np.interp(np.asarray(x, dtype=np.float64), self.axes[k], self.cdf_tables[k], left=0.0, right=1.0)
-
-    def _joint_cdf(self, ex: np.ndarray, ey: np.ndarray) -> np.ndarray:
-        # bilinear interpolation of the cumulative table at edge points (clamped outside the support grid)
-        ax, ay = self.axes
-        Cx = np.empty((ex.size, ay.size))
-        for j in range(ay.size):
-            Cx[:, j] = np.interp(ex, ax, self.C[:, j], left=0.0, right=self.C[-1, j])
-        out = np.empty((ex.size, ey.size))
-        for i in range(ex.size):
-            out[i] = np.interp(ey, ay, Cx[i], left=0.0, right=Cx[i, -1])
-        return out
-
-    def cell_masses(self, edges) -> tuple[np.ndarray, float]:
-        """Exact (quadrature) masses of the cells and of everything outside them."""
-        if self.dim == 1:
-            F = self.marginal_cdf(0, edges[0])
-            q = np.diff(F)
-        else:
-            F = self._joint_cdf(edges[0], edges[1])
-            q = F[1:, 1:] - F[:-1, 1:] - F[1:, :-1] + F[:-1, :-1]
-        q = np.maximum(q, 0.0)
-        return q, float(max(0.0, 1.0 - q.sum()))
-
-    def quantile(self, k: int, u) -> np.ndarray:
-        c = self.cdf_tables[k]
-        keep = np.concatenate([[True], np.diff(c) > 0])
-        return np.interp(u, c[keep], self.axes[k][keep])
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        if self.dim == 1:
-            return self.quantile(0, rng.random(n))[:, None]
-        if self._sampler is None:
-            ax, ay = self.axes
-            m = 0.25 * (self.w[1:, 1:] + self.w[:-1, 1:] + self.w[1:, :-1] + self.w[:-1, :-1])
-            c = np.cumsum(m.ravel())
-            self._sampler = (c / c[-1], m.shape, ax[1] - ax[0], ay[1] - ay[0])
-        c, shape, hx, hy = self._sampler
-        # sorted uniforms make the search cache-friendly; the sample's order carries no information
-        idx = np.minimum(np.searchsorted(c, np.sort(rng.random(n)), side="right"), c.size - 1)
-        i, j = np.unravel_index(idx, shape)
-        return np.stack([self.axes[0][i] + rng.random(n) * hx, self.axes[1][j] + rng.random(n) * hy], 1)
-
-
-def _reference(sde) -> _QuadratureReference:
+def _reference(sde) -> QuadratureTable:
     dist = sde.stationary()
     if isinstance(dist, Gaussian):
         if dist.dim > 2:
@@ -118,11 +47,10 @@ def _reference(sde) -> _QuadratureReference:
     elif isinstance(dist, Boltzmann):
         if dist.dim > 2:
             raise ValueError(f"validate_stationary compares densities by quadrature in 1-D/2-D; the SDE is {dist.dim}-D")
-        bounds = np.asarray(dist.bounds(), dtype=np.float64).reshape(dist.dim, 2)
+        return dist.table()
     else:
         raise TypeError(f"unsupported stationary distribution {type(dist).__name__} (need Gaussian or Boltzmann)")
-    n = 20001 if dist.dim == 1 else 801
-    return _QuadratureReference(dist.logpdf, bounds, n)
+    return QuadratureTable(dist.logpdf, bounds, QuadratureTable.default_n(dist.dim))
 
 
 # ------------------------------------------------------------------------------------------- statistics
@@ -142,7 +70,7 @@ def _w1_to_cdf(x: np.ndarray, grid: np.ndarray, cdf_table: np.ndarray) -> float:
     return float(np.sum(seg * d))
 
 
-def _w1(ref: _QuadratureReference, x: np.ndarray) -> float:
+def _w1(ref: QuadratureTable, x: np.ndarray) -> float:
     out = 0.0
     for k in range(ref.dim):
         ax, c = ref.axes[k], ref.cdf_tables[k]
@@ -151,7 +79,7 @@ def _w1(ref: _QuadratureReference, x: np.ndarray) -> float:
     return out
 
 
-def _ks(ref: _QuadratureReference, x: np.ndarray) -> float:
+def _ks(ref: QuadratureTable, x: np.ndarray) -> float:
     return max(float(stats.kstest(x[:, k], lambda v, k=k: ref.marginal_cdf(k, v)).statistic) for k in range(ref.dim))
 
 
@@ -167,7 +95,7 @@ def _gamma_quantile(reps: np.ndarray, alpha: float) -> float:
     return float(stats.gamma.isf(alpha, m * m / v, scale=v / m))
 
 
-def _auto_edges(ref: _QuadratureReference, n_eff: float) -> tuple[np.ndarray, ...]:
+def _auto_edges(ref: QuadratureTable, n_eff: float) -> tuple[np.ndarray, ...]:
     if ref.dim == 1:
         k = int(np.clip(math.ceil(2.0 * n_eff ** (1.0 / 3.0)), 10, 100))
     else:
