@@ -32,7 +32,6 @@ import numpy as np
 from . import plotting
 from ._version import __version__
 from .config import (
-    _MISSING,  # noqa: F401  (re-exported for schema authors)
     TABLE_SCHEMAS,
     Config,
     ConfigError,

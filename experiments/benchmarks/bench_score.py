@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 import sde_toolkit as st
-from sde_toolkit.metrics import mmd as _mmd
 from sde_toolkit.metrics import sliced_wasserstein
 from sde_toolkit.score import ScoreMLP, TorchScore, sample, train
+from sde_toolkit.score.experiments import mmd
 
 N_EVAL = 10_000
 
@@ -161,11 +161,6 @@ def main(argv=None):
     print("|---|---:|---:|---:|")
     for name, nfe, el, ov in timing:
         print(f"| {name} | {nfe} | {el:.2f} | {'-' if name.startswith('bare') else f'{100 * ov:+.0f} %'} |")
-
-
-def mmd(a, b):
-    """Unbiased squared RBF MMD on seeded subsamples of at most 2,000 rows per set (quadratic cost bounded)."""
-    return _mmd(a, b, max_n=2000, seed=0)
 
 
 if __name__ == "__main__":
