@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .._jit import jit
-from ..sde import VESDE, VPSDE, OrnsteinUhlenbeck
+from ..sde import OrnsteinUhlenbeck
 from . import _marginal
 from .networks import ScoreMLP, precondition
 
@@ -260,48 +260,8 @@ class GaussianMixtureScore:
     def numba_score(self):
         """A Numba kernel ``score(x, t, out)`` on one particle (``x``, ``out``: ``(dim,)``)."""
         sde = self.sde
-        if isinstance(sde, VPSDE):
-            if sde._rates is not None:
-                rates = sde._rates.copy()
-                N = rates.size
-                cum = np.concatenate([[0.0], np.cumsum(rates) / N])
-
-                def intb(t):
-                    i = min(max(int(math.floor(t * N)), 0), N - 1)
-                    return cum[i] + rates[i] * (t - i / N)
-            else:
-                b0, b1 = sde.beta_min, sde.beta_max
-
-                def intb(t):
-                    return b0 * t + 0.5 * t * t * (b1 - b0)
-
-            intb_j = jit(intb)
-            zero_mu = np.zeros(self.dim)
-
-            def coef(t):
-                B = intb_j(t)
-                return math.exp(-0.5 * B), -math.expm1(-B)
-
-            mu_shift = zero_mu
-        elif isinstance(sde, VESDE):
-            smin2, lr2 = sde.sigma_min**2, 2.0 * math.log(sde.sigma_max / sde.sigma_min)
-
-            def coef(t):
-                return 1.0, smin2 * math.expm1(lr2 * t)
-
-            mu_shift = np.zeros(self.dim)
-        elif isinstance(sde, OrnsteinUhlenbeck):
-            th, s2 = float(sde.theta_param), float(sde.sigma_param) ** 2
-
-            def coef(t):
-                a = math.exp(-th * t)
-                v = s2 * t if th == 0.0 else s2 * (-math.expm1(-2.0 * th * t)) / (2.0 * th)
-                return a, v
-
-            mu_shift = sde.mu.copy()
-        else:  # pragma: no cover - excluded in __init__
-            raise TypeError(f"unsupported SDE {sde!r}")
-        coef_j = jit(coef)
+        coef_j = sde.numba_marginal_coef()  # X_t | x0 ~ N(a x0 + (1 - a) mu, v I), the SDE's own closed form
+        mu_shift = sde.mu.copy() if isinstance(sde, OrnsteinUhlenbeck) else np.zeros(self.dim)
         logw, means, lam, U = self._logw.copy(), self.means.copy(), self._lam.copy(), self._U.copy()
         K, d = means.shape
 

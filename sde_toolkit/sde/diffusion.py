@@ -282,8 +282,8 @@ class VPSDE(SDE):
             return False
         return True
 
-    def numba_face(self) -> NumbaFace:
-        d = self.dim
+    def numba_schedule(self):
+        """Numba kernels ``(beta(t), B(t))`` of the schedule and its integral ``B(t) = int_0^t beta``."""
         if self._rates is not None:
             nb = self._rates.copy()
             N = nb.size
@@ -305,8 +305,22 @@ class VPSDE(SDE):
             def intb(t):
                 return b0 * t + 0.5 * t * t * (b1 - b0)
 
-        beta = jit(beta)
-        intb = jit(intb)
+        return jit(beta), jit(intb)
+
+    def numba_marginal_coef(self):
+        """Numba kernel ``coef(t) -> (a, v)``: ``X_t | X_0 = x0 ~ N(a x0, v I)`` with ``a = e^{-B/2}``,
+        ``v = 1 - e^{-B}`` (the closed form :meth:`marginal` evaluates, for per-particle kernels)."""
+        _, intb = self.numba_schedule()
+
+        def coef(t):
+            B = intb(t)
+            return math.exp(-0.5 * B), -math.expm1(-B)
+
+        return jit(coef)
+
+    def numba_face(self) -> NumbaFace:
+        d = self.dim
+        beta, intb = self.numba_schedule()
 
         def drift(x, t, out):
             c = -0.5 * beta(t)
@@ -393,6 +407,16 @@ class VESDE(SDE):
     def exact_step(self, x, t, h, z):
         s2 = float(self.sigma(t + h) ** 2 - self.sigma(t) ** 2)
         return x + math.sqrt(max(s2, 0.0)) * z[:, : self.dim]
+
+    def numba_marginal_coef(self):
+        """Numba kernel ``coef(t) -> (a, v)``: ``X_t | X_0 = x0 ~ N(a x0, v I)``, ``a = 1``,
+        ``v = sigma_min^2 (e^{2 t log(sigma_max/sigma_min)} - 1)``."""
+        smin2, lr2 = self.sigma_min**2, 2.0 * self._log_ratio
+
+        def coef(t):
+            return 1.0, smin2 * math.expm1(lr2 * t)
+
+        return jit(coef)
 
     def numba_face(self) -> NumbaFace:
         d = self.dim

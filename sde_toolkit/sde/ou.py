@@ -140,6 +140,20 @@ class OrnsteinUhlenbeck(SDE):
             return mean, math.sqrt(Q[0, 0])
         return mean, Q
 
+    def numba_marginal_coef(self):
+        """Numba kernel ``coef(t) -> (a, v)`` for scalar theta and sigma: ``X_t | X_0 = x0 ~
+        N(mu + a (x0 - mu), v I)`` with ``a = e^{-theta t}``, ``v = sigma^2 (1 - e^{-2 theta t}) / (2 theta)``."""
+        if not self.scalar_params:
+            raise ValueError("numba_marginal_coef needs scalar theta and sigma (isotropic marginals)")
+        th, s2 = float(self.theta_param), float(self.sigma_param) ** 2
+
+        def coef(t):
+            a = math.exp(-th * t)
+            v = s2 * t if th == 0.0 else s2 * (-math.expm1(-2.0 * th * t)) / (2.0 * th)
+            return a, v
+
+        return jit(coef)
+
     def stationary_cov(self) -> np.ndarray:
         w = np.linalg.eigvals(self.theta)
         if np.any(w.real <= 0):
