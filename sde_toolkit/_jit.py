@@ -9,6 +9,12 @@ One place sets the compilation flags for every kernel:
 * ``error_model="numpy"`` so a division by zero yields inf/NaN (caught by the divergence check) instead of
   raising inside a worker thread.
 
+Composition: models never compile. Their Numba faces are factories that take the driver's ``jit`` (here
+:func:`piece`: ``inline="always"``, so model kernels are inlined at the Numba IR level into the driver's chunk
+kernel, with no call per particle); the driver compiles the composed kernel once with :func:`compile_kernel`,
+which keys Numba's disk cache by a fingerprint of the kernel and everything it closes over. That key is the
+only place where the project touches Numba's cache internals.
+
 Caching: on a read-only install (no writable package folder), Numba's default cache locator fails with
 "cannot cache function ... no locator". We point ``numba.config.CACHE_DIR`` at a per-user folder when the
 user has not set ``NUMBA_CACHE_DIR`` and the package folder is not writable.
@@ -16,11 +22,15 @@ user has not set ``NUMBA_CACHE_DIR`` and the package folder is not writable.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import types
+import weakref
 from pathlib import Path
 
 import numba
+import numpy as np
 
 _PKG_DIR = Path(__file__).resolve().parent
 
@@ -64,3 +74,93 @@ def jit(func=None, *, cache: bool = False, **overrides):
     if func is None:
         return wrap
     return wrap(func)
+
+
+def piece(func):
+    """The driver's ``jit`` for model kernels: the project's flags plus ``inline="always"``."""
+    return jit(func, inline="always")
+
+
+# ------------------------------------------------------------------------------------------------ kernel cache
+_STATS = {"compiled": 0, "cached": 0, "uncacheable": 0}
+_KERNELS: weakref.WeakSet = weakref.WeakSet()
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+def _code_fp(code: types.CodeType, names: set) -> tuple:
+    names.update(code.co_names)
+    consts = tuple(_code_fp(c, names) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts)
+    return (hashlib.sha256(code.co_code).hexdigest(), consts, code.co_names, code.co_freevars)
+
+
+def fingerprint(obj, depth: int = 0):
+    """A deterministic description of a kernel and everything it closes over (codes, captured floats and
+    arrays, called dispatchers). Numba's own cache key pickles closure cells, and a pickled dispatcher carries
+    a random uuid, so closure-built kernels would never hit the cache across processes; this key does."""
+    from numba.core.dispatcher import Dispatcher
+
+    if depth > 60:
+        raise _Uncacheable("too deep")
+    if isinstance(obj, Dispatcher):
+        return ("dispatcher", fingerprint(obj.py_func, depth + 1), repr(sorted(obj.targetoptions.items())))
+    if isinstance(obj, types.FunctionType):
+        names: set = set()
+        code = _code_fp(obj.__code__, names)
+        cells = tuple(fingerprint(c.cell_contents, depth + 1) for c in (obj.__closure__ or ()))
+        g = obj.__globals__
+        globs = tuple((n, fingerprint(g[n], depth + 1)) for n in sorted(names) if n in g)
+        return ("function", obj.__qualname__, code, cells, globs)
+    if isinstance(obj, types.ModuleType):
+        return ("module", obj.__name__)
+    if isinstance(obj, np.ndarray):
+        return ("array", obj.dtype.str, obj.shape, hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest())
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, np.number, np.bool_)):
+        return ("value", type(obj).__name__, repr(obj))
+    if isinstance(obj, tuple):
+        return tuple(fingerprint(o, depth + 1) for o in obj)
+    if isinstance(obj, (types.BuiltinFunctionType, type)):
+        return ("builtin", getattr(obj, "__module__", None), obj.__qualname__)
+    if type(obj).__module__.startswith("numba"):  # intrinsics and other numba-level callables
+        return ("numba", type(obj).__qualname__, repr(getattr(obj, "_name", obj)))
+    raise _Uncacheable(type(obj).__name__)
+
+
+def _fingerprint_cache(py_func, fp: str):
+    from numba.core.caching import FunctionCache
+
+    class _FingerprintCache(FunctionCache):
+        """Numba's file cache with the index key replaced by the kernel's fingerprint (stable across processes)."""
+
+        def _index_key(self, sig, codegen):
+            return (sig, codegen.magic_tuple(), fp)
+
+    return _FingerprintCache(py_func)
+
+
+def compile_kernel(py_func):
+    """Compile a driver kernel with the project's flags, cached on disk under its fingerprint when possible."""
+    from numba.core.dispatcher import Dispatcher
+
+    disp = jit(py_func)
+    _STATS["compiled"] += 1
+    if not isinstance(disp, Dispatcher):  # NUMBA_DISABLE_JIT
+        return disp
+    try:
+        fp = hashlib.sha256(repr(fingerprint(py_func)).encode()).hexdigest()
+        cache = _fingerprint_cache(py_func, fp)
+    except (_Uncacheable, RuntimeError):  # RuntimeError: no writable cache locator (read-only install)
+        _STATS["uncacheable"] += 1
+        return disp
+    disp._cache = cache  # numba's Dispatcher.enable_caching does the same with its default key
+    _STATS["cached"] += 1
+    _KERNELS.add(disp)
+    return disp
+
+
+def cache_stats() -> dict:
+    """Kernels compiled in this process, how many are on Numba's disk cache, and disk-cache hits."""
+    hits = sum(sum(k.stats.cache_hits.values()) for k in list(_KERNELS))
+    return dict(_STATS, hits=hits)

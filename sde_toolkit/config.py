@@ -575,7 +575,7 @@ def prepare_simulation(cfg: Config, out=None, overwrite: bool | None = None, che
     The returned ``job.config`` is the config with seeds filled in: stored in the file, it reruns the run
     exactly and is what ``resume`` rebuilds the SDE from.
     """
-    from .integrate import noise
+    from ._random import resolve_seed
     from .integrate.simulate import _validate_x0, make_plan
 
     for name in ("sde", "initial", "integrate"):
@@ -586,7 +586,7 @@ def prepare_simulation(cfg: Config, out=None, overwrite: bool | None = None, che
     sde = build_sde(tables["sde"])
     it = tables["integrate"]
     if it.get("seed") is None:
-        it["seed"] = noise.resolve_seed(None)
+        it["seed"] = resolve_seed(None).entropy
     if tables["initial"].get("seed") is None:
         tables["initial"]["seed"] = int(np.random.default_rng(initial_seed(tables["initial"], it["seed"]))
                                         .integers(2**63))

@@ -133,7 +133,7 @@ def test_run_cli_prints_report_location(tmp_path):
     cfg.write_text(
         '[sde]\ntype = "ornstein_uhlenbeck"\ntheta = 1.0\nsigma = 1.0\n'
         '[initial]\ndistribution = "point"\nx = 1.0\nn_paths = 2000\n'
-        '[integrate]\nmethod = "exact"\ndt = 0.1\nt1 = 3.0\nseed = 0\n'
+        '[integrate]\nmethod = "exact"\ndt = 0.1\nt1 = 10.0\nseed = 0\n'  # e^-10: the stationary law
         '[output]\npath = "ou.h5"\n'
     )
     r = subprocess.run([sys.executable, "-m", "sde_toolkit.cli", "run", str(cfg), "-o", str(tmp_path / "o"),

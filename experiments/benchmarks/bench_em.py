@@ -34,8 +34,7 @@ import numpy as np
 
 import sde_toolkit as st
 from sde_toolkit._jit import jit
-from sde_toolkit.integrate import noise
-from sde_toolkit.integrate.simulate import default_threads
+from sde_toolkit.integrate import default_threads
 
 SEED_EXPR = "0.1*x**2 - log(0.2 + cos(2*x)**2)"
 
@@ -136,16 +135,23 @@ def _draw(gen, out, n_steps):
             out[q] = gen.standard_normal()
 
 
+def _pcg(seed, chunk, block):
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(chunk, block))))
+
+
 def rate_rng(n_paths, dim, n_steps, repeats, threads):
-    bounds = noise.chunk_bounds(n_paths)
+    """PCG64 ``standard_normal`` in compiled code, one stream per (4096-path chunk, 256-step block) on a thread
+    pool: the generator of noise scheme v1 (and of every Numba program that uses NumPy's generators)."""
+    chunk, block = 4096, 256
+    bounds = [(a, min(a + chunk, n_paths)) for a in range(0, n_paths, chunk)]
     bufs = [np.empty((e - a) * dim) for a, e in bounds]
-    _draw(noise.generator(0, 0, 0), bufs[0], 1)
+    _draw(_pcg(0, 0, 0), bufs[0], 1)
     pool = ThreadPoolExecutor(threads)
 
     def run():
-        for b0 in range(0, n_steps, noise.BLOCK):
-            gens = noise.block_generators(0, len(bounds), b0 // noise.BLOCK)
-            nb = min(noise.BLOCK, n_steps - b0)
+        for b0 in range(0, n_steps, block):
+            gens = [_pcg(0, c, b0 // block) for c in range(len(bounds))]
+            nb = min(block, n_steps - b0)
             list(pool.map(lambda c, gens=gens, nb=nb: _draw(gens[c], bufs[c], nb), range(len(bounds))))
 
     r = n_paths * n_steps / _median_time(run, repeats)

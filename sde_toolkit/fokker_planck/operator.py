@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..sde.langevin import OverdampedLangevin
 from .grid import Grid
 
 SCHEMES = ("exponential", "upwind", "central")
@@ -156,11 +155,14 @@ def assemble(sde, grid: Grid, t: float = 0.0, scheme: str = "exponential", use_p
     shape, N = grid.shape, grid.size
     idx = np.arange(N).reshape(shape)
     centers = grid.points()
-    potential = use_potential and scheme == "exponential" and isinstance(sde, OverdampedLangevin)
+    potential = use_potential and scheme == "exponential" and sde.gradient_flow
     if potential:
-        kT = float(sde.kT)
-        D0 = 2.0 * kT / float(sde.gamma)
-        Vc = np.asarray(sde.potential.energy(centers), dtype=np.float64).reshape(shape)
+        U, kT, gamma = sde.gradient_flow_form()
+        potential = U.has_energy
+    if potential:
+        kT = float(kT)
+        D0 = 2.0 * kT / float(gamma)
+        Vc = np.asarray(U.energy(centers), dtype=np.float64).reshape(shape)
         _check_finite(Vc, centers, "cell centre (potential energy)")
         Dcell_all = np.full((N, grid.dim), D0)
     else:
@@ -209,7 +211,7 @@ def assemble(sde, grid: Grid, t: float = 0.0, scheme: str = "exponential", use_p
                 ghost = centers.reshape(*shape, grid.dim)
                 ghost = take(ghost, slice(n_k - 1, n_k)).reshape(-1, grid.dim).copy()
                 ghost[:, k] += h  # unwrapped neighbour: tilted potentials keep their slope across the seam
-                Vg = np.asarray(sde.potential.energy(ghost), dtype=np.float64)
+                Vg = np.asarray(U.energy(ghost), dtype=np.float64)
                 gshape = list(shape)
                 gshape[k] = 1
                 Vb = np.concatenate([take(Vc, slice(1, n_k)), Vg.reshape(gshape)], axis=k)
@@ -250,7 +252,7 @@ def assemble(sde, grid: Grid, t: float = 0.0, scheme: str = "exponential", use_p
             if potential:
                 wall_pts = centers[cell].copy()
                 wall_pts[:, k] = grid.edges[k][0 if side == 0 else n_k]
-                Vw = np.asarray(sde.potential.energy(wall_pts), dtype=np.float64)
+                Vw = np.asarray(U.energy(wall_pts), dtype=np.float64)
                 Vi = Vc.ravel()[cell]
                 # z in the +x direction over the half cell
                 zw = -(Vi - Vw) / kT if side == 0 else -(Vw - Vi) / kT

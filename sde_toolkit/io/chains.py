@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._random import Seed, resolve_seed
 from .._version import __version__
 from .h5md import (
     CHUNK_CACHE_BYTES,
@@ -73,13 +74,8 @@ def stream_block(n_chains: int, dim: int) -> int:
     return max(1, STREAM_BLOCK_BYTES // (8 * int(n_chains) * int(dim)))
 
 
-def _seed_attr(seed: int):
-    seed = int(seed)
-    if 0 <= seed < 2**63:
-        return np.int64(seed)
-    if 0 <= seed < 2**64:
-        return np.uint64(seed)
-    return str(seed)  # 128-bit entropy of SeedSequence(None): exact as decimal text
+def _seed_attr(seed) -> str:
+    return str(resolve_seed(seed).entropy)  # decimal text: exact for 128-bit entropy
 
 
 class ChainsWriter:
@@ -164,12 +160,13 @@ class ChainsWriter:
             if has_momentum:
                 g.create_dataset("final_momentum", shape=(n_chains, dim), dtype=np.float64, fillvalue=np.nan)
             cfg = {"method": method, "step": step, "kT": kT, "gamma": gamma, "n_steps": n_steps,
-                   "burn_in": burn_in, "thin": thin, "seed": int(seed), "n_chains": n_chains, "dim": dim,
+                   "burn_in": burn_in, "thin": thin, "seed": resolve_seed(seed).to_json(), "n_chains": n_chains, "dim": dim,
                    "backend": backend, **(config or {})}
             attrs = {
                 "format_version": np.int32(FORMAT_VERSION), "status": "running", "method": method,
                 "step": float(step), "kT": float(kT), "gamma": float(gamma), "n_steps": np.int64(n_steps),
                 "burn_in": np.int64(burn_in), "thin": np.int64(thin), "seed": _seed_attr(seed),
+                "seed_spawn_key": json.dumps(list(resolve_seed(seed).spawn_key)),
                 "n_chains": np.int64(n_chains), "dim": np.int64(dim), "n_kept_expected": np.int64(n_kept),
                 "backend": backend, "config": _json(cfg), "package_version": __version__,
                 "numpy_version": np.__version__, "h5py_version": h5py.version.version,
@@ -330,7 +327,7 @@ def _chains_from(f, n: int, complete: bool):
         final_p = None
     return Chains(
         samples=samples, method=str(a["method"]), step=float(a["step"]), kT=float(a["kT"]),
-        gamma=float(a["gamma"]), n_steps=n_steps, burn_in=burn_in, thin=thin, seed=int(a["seed"]),
+        gamma=float(a["gamma"]), n_steps=n_steps, burn_in=burn_in, thin=thin, seed=Seed(int(a["seed"]), tuple(json.loads(a.get("seed_spawn_key", "[]")))),
         final_position=final_x, backend=str(a["backend"]), energies=energies, accepted=accepted,
         final_momentum=final_p, wall_time=float(a.get("wall_time", 0.0)),
         compile_time=float(a.get("compile_time", 0.0)),

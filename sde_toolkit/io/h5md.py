@@ -34,7 +34,6 @@ import contextlib
 import getpass
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -441,8 +440,7 @@ def _now() -> str:
 
 def _write_run_group(f, plan, sde, x0, config, positions, observables, dtype, flush_interval) -> None:
     g = f.create_group(RUN_GROUP)
-    desc = plan.describe()
-    desc.update({"h": plan.h, "max_abs": plan.max_abs})
+    desc = plan.to_dict()
     g.attrs["format_version"] = np.int32(FILE_FORMAT_VERSION)
     g.attrs["status"] = "running"
     g.attrs["config"] = _json(config) if config is not None else "null"
@@ -450,7 +448,7 @@ def _write_run_group(f, plan, sde, x0, config, positions, observables, dtype, fl
     g.attrs["plan"] = _json(desc)
     g.attrs["sde"] = repr(sde)
     g.attrs["sde_class"] = f"{type(sde).__module__}.{type(sde).__qualname__}"
-    g.attrs["seed"] = np.uint64(plan.seed) if plan.seed >= 2**63 else np.int64(plan.seed)
+    g.attrs["seed"] = str(plan.seed.entropy)  # decimal text: exact for 128-bit entropy
     g.attrs["dt"] = float(plan.dt)
     g.attrs["method"] = plan.method
     g.attrs["driver"] = plan.driver
@@ -789,8 +787,8 @@ def resume(path, sde=None, progress: bool | None = None, *, threads: int | None 
             different random-stream scheme.
         DivergenceError: the continued run diverged (status ``"diverged"``, frames kept).
     """
-    from ..integrate import noise
-    from ..integrate.simulate import RunPlan, run_plan
+    from ..integrate.plan import RunPlan
+    from ..integrate.simulate import run_plan
 
     given = Path(path)
     out = final_path(given)
@@ -803,7 +801,7 @@ def resume(path, sde=None, progress: bool | None = None, *, threads: int | None 
         raise ResumeError(f"{src} is already complete ({run.n_committed} frames); nothing to resume")
     if run.status == "diverged":
         raise ResumeError(f"{src} diverged at its end; resuming would diverge again. Rerun with a smaller dt")
-    if run.meta.get("increments"):
+    if run.meta.get("increments") or run.plan.get("increments"):
         raise ResumeError(f"{src} was driven by user-supplied increments; it cannot be resumed")
     p = run.plan
     if sde is None:
@@ -817,23 +815,13 @@ def resume(path, sde=None, progress: bool | None = None, *, threads: int | None 
         sde = build_sde(run.config["sde"])
     if sde.dim != int(p["dim"]):
         raise ResumeError(f"the SDE is {sde.dim}-dimensional but {src} holds dim={p['dim']}")
-    here = f"pcg64-chunk{noise.CHUNK}-block{noise.BLOCK}-v{noise.SCHEME_VERSION}"
-    if p["noise_scheme"] != here:
-        raise ResumeError(f"{src} was written with random-stream scheme {p['noise_scheme']!r}; this version uses "
-                          f"{here!r}, so the continuation would not match the original run")
+    try:
+        plan = RunPlan.from_dict(p)
+    except ValueError as exc:
+        raise ResumeError(f"{src}: {exc}; the continuation would not match the original run") from None
     if repr(sde) != run.meta.get("sde"):
         log.warning("resuming %s with SDE %r, but the file was written by %s", src, sde, run.meta.get("sde"))
-    n_steps = int(p["n_steps"])
-    save_every = int(p["save_every"])
-    steps = list(range(0, n_steps + 1, save_every))
-    if steps[-1] != n_steps:
-        steps.append(n_steps)
-    plan = RunPlan(
-        n_paths=int(p["n_paths"]), dim=int(p["dim"]), noise_dim=int(p["noise_dim"]), t0=float(p["t0"]),
-        t1=float(p["t1"]), dt=float(p["dt"]), h=(float(p["t1"]) - float(p["t0"])) / n_steps, n_steps=n_steps,
-        save_every=save_every, save_steps=np.asarray(steps, dtype=np.int64), seed=int(p["seed"]),
-        method=str(p["method"]), driver=str(p["driver"]), max_abs=float(p.get("max_abs", math.inf)),
-    )
+    n_steps = plan.n_steps
     if len(plan.save_steps) != run.n_expected:
         raise ResumeError(f"{src}: stored plan gives {len(plan.save_steps)} frames, file expects {run.n_expected}")
     step, state = run.checkpoint()
@@ -844,5 +832,6 @@ def resume(path, sde=None, progress: bool | None = None, *, threads: int | None 
         os.replace(out, part)
     sink = H5MDWriter.reopen(part, out, plan, flush_interval=flush_interval)
     log.debug("resuming %s at step %d of %d (%d frames on disk)", part, step, n_steps, sink.n_written)
-    run_plan(sde, plan, x, sink, start_step=step, progress=progress, threads=threads, out_label=str(out))
+    run_plan(sde, plan, x, sink, start_step=step, progress=progress, threads=threads, out_label=str(out),
+             write_initial=False)
     return sink.result()

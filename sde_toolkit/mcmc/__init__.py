@@ -1,4 +1,4 @@
-"""Langevin MCMC: ULA, MALA and BAOAB chains on potentials (fused Numba) or scores (batched NumPy),
+"""Langevin MCMC on the SDEs' own steps: ULA, MALA and BAOAB chains on potentials (fused) or scores (batched),
 annealed Langevin for noise-conditional scores, diagnostics (tau, ESS, split R-hat) and a step-size sweep.
 
 ``st.mcmc.langevin(target, x0, step=..., n_steps=..., method="ula" | "mala" | "baoab", seed=...)`` returns
@@ -6,8 +6,8 @@ annealed Langevin for noise-conditional scores, diagnostics (tau, ESS, split R-h
 """
 
 from . import kernels
-from ._streams import CHAIN_BLOCK
 from .diagnostics import autocorrelation, effective_sample_size, integrated_time, split_rhat
+from .layers import MetropolisAdjusted, WithEnergy
 from .sampler import AnnealedSamples, Chains, annealed_langevin, langevin
 from .sweep import SweepResult, step_size_sweep
 
@@ -23,5 +23,6 @@ __all__ = [
     "effective_sample_size",
     "split_rhat",
     "kernels",
-    "CHAIN_BLOCK",
+    "MetropolisAdjusted",
+    "WithEnergy",
 ]

@@ -1,24 +1,13 @@
-"""Pure Langevin MCMC kernels on batches of chains (NumPy), in blackjax's three layers.
+"""Langevin MCMC in blackjax's three layers (``init`` / ``build_kernel`` / top level), on the SDE's own steps.
 
-Each algorithm has ``*_init(position, ...) -> state``, ``*_build_kernel(...) -> kernel(rng, state, step)
--> (state, info)`` and a top-level ``ula(...)``/``mala(...)``/``baoab(...)`` returning a
-:class:`SamplingAlgorithm` that closes over the parameters. States are ``NamedTuple`` s of ``(n_chains, dim)``
-arrays; kernels never mutate their inputs. ``rng`` is anything with ``standard_normal(dim) -> (n, dim)`` and
-``random() -> (n,)`` (a :class:`~sde_toolkit.mcmc._streams.BlockStreams`).
+These are the NumPy reference of what :func:`sde_toolkit.mcmc.langevin` runs on the driver, for users who step
+chains by hand. There is no second copy of any formula: ULA is :class:`~sde_toolkit.integrate.EulerMaruyama` of
+``OverdampedLangevin(V, kT, gamma)``, MALA adds :class:`~sde_toolkit.mcmc.layers.MetropolisAdjusted`, BAOAB is
+``UnderdampedLangevin(V, gamma, kT, mass=1)``'s splitting step. The noise of step ``k`` is the counter-based
+noise of the seed (``sde_toolkit._random``), so stepping by hand from the same state and seed gives the same
+chains as ``langevin`` (to rounding between its fused and NumPy faces).
 
-The target density is ``pi(x) ~ exp(-V(x) / kT)``; the kernels only need ``grad V`` (and ``V`` for MALA).
-A score ``s = grad log p`` is the gradient of ``V = -log p`` (so ``kT = 1`` samples ``p``).
-
-Equations (step ``h``, friction ``gamma``, ``eps = h / gamma``):
-
-* ULA, Euler–Maruyama for ``dX = -grad V / gamma dt + sqrt(2 kT / gamma) dW``:
-  ``x' = x - eps grad V(x) + sqrt(2 kT eps) xi``. Biased: the stationary law is ``pi`` up to ``O(h)``.
-* MALA: the ULA proposal ``y`` accepted with probability ``min(1, exp(log alpha))``,
-  ``log alpha = -(V(y) - V(x)) / kT + |xi|^2 / 2 - |x - y + eps grad V(y)|^2 / (4 eps kT)``. Exact (unbiased).
-* BAOAB (Leimkuhler & Matthews 2013), underdamped Langevin with unit mass:
-  ``p -= h/2 grad V(q); q += h/2 p; p = c1 p + c2 xi; q += h/2 p; p -= h/2 grad V(q)`` with
-  ``c1 = exp(-gamma h)``, ``c2 = sqrt(kT (1 - c1^2))``. Configurational bias ``O(h^2)``; exact for quadratic
-  ``V``.
+States are :class:`LangevinState` ``(position, carry, step)``; kernels never mutate their inputs.
 """
 
 from __future__ import annotations
@@ -29,172 +18,110 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = [
-    "LangevinState",
-    "BAOABState",
-    "MALAInfo",
-    "SamplingAlgorithm",
-    "ula_init",
-    "ula_build_kernel",
-    "ula",
-    "mala_init",
-    "mala_build_kernel",
-    "mala",
-    "baoab_init",
-    "baoab_build_kernel",
-    "baoab",
-]
+from .. import _checks
+from .. import _random as R
+from ..integrate.methods import EulerMaruyama, Method, Splitting
+from ..sde.langevin import OverdampedLangevin, UnderdampedLangevin
+from .layers import MetropolisAdjusted
 
-GradFn = Callable[[np.ndarray], np.ndarray]
-EnergyFn = Callable[[np.ndarray], np.ndarray]
+__all__ = ["LangevinState", "SamplingAlgorithm", "MALAInfo", "ula_init", "ula_build_kernel", "ula", "mala_init",
+           "mala_build_kernel", "mala", "baoab_init", "baoab_build_kernel", "baoab"]
 
 
 class LangevinState(NamedTuple):
-    """State of ULA/MALA chains: ``position`` and ``grad = grad V(position)`` ``(n, dim)``; ``energy``
-    ``V(position)`` ``(n,)`` (MALA) or ``None``."""
+    """``position`` ``(n, dim)`` (BAOAB: ``(q, p)`` stacked), the method's ``carry`` and the step count."""
 
     position: np.ndarray
-    grad: np.ndarray
-    energy: np.ndarray | None
-
-
-class BAOABState(NamedTuple):
-    """State of BAOAB chains: ``position`` q, ``momentum`` p and ``grad = grad V(q)``, all ``(n, dim)``."""
-
-    position: np.ndarray
-    momentum: np.ndarray
-    grad: np.ndarray
+    carry: np.ndarray
+    step: int
 
 
 class MALAInfo(NamedTuple):
-    """Per-chain outcome of one MALA step: ``acceptance_probability`` and ``is_accepted`` ``(n,)``."""
+    """Per-chain outcome of one MALA step: ``is_accepted`` ``(n,)``."""
 
-    acceptance_probability: np.ndarray
     is_accepted: np.ndarray
 
 
 class SamplingAlgorithm(NamedTuple):
-    """``init(position[, rng]) -> state`` and ``step(rng, state) -> (state, info)`` with parameters bound."""
+    """``init(position) -> state`` and ``step(state) -> (state, info)`` with parameters and seed bound."""
 
     init: Callable
     step: Callable
 
 
-def _check_step(step: float) -> float:
-    h = float(step)
-    if not (math.isfinite(h) and h > 0):
-        raise ValueError(f"step must be a positive finite number, got {step!r}")
-    return h
-
-
-# ---------------------------------------------------------------- ULA
-def ula_init(position: np.ndarray, grad_fn: GradFn) -> LangevinState:
-    """ULA state at ``position`` ``(n, dim)``."""
+def _init(sde, method: Method, position) -> LangevinState:
     x = np.array(position, dtype=np.float64)
-    return LangevinState(x, np.asarray(grad_fn(x), dtype=np.float64), None)
+    return LangevinState(x, method.init_carry(sde, x, 0.0), 0)
 
 
-def ula_build_kernel(grad_fn: GradFn, kT: float = 1.0, gamma: float = 1.0):
-    """ULA transition ``kernel(rng, state, step) -> (state, None)``: ``x' = x - eps g + sqrt(2 kT eps) xi``."""
-
-    def kernel(rng, state: LangevinState, step: float):
-        eps = step / gamma
-        z = rng.standard_normal(state.position.shape[1])
-        x = state.position - eps * state.grad + math.sqrt(2.0 * kT * eps) * z
-        return LangevinState(x, np.asarray(grad_fn(x), dtype=np.float64), None), None
+def _build(sde, method: Method):
+    def kernel(seed, state: LangevinState, step_size: float):
+        h = _checks.positive(step_size, "step")
+        seed = R.resolve_seed(seed)
+        x, k = state.position, state.step
+        n = x.shape[0]
+        z = R.normals(seed, range(k, k + 1), range(0, n), method.n_normals(sde))[0]
+        u = R.uniforms(seed, range(k, k + 1), range(0, n))[0] if method.n_uniforms(sde) else None
+        carry = state.carry.copy()
+        before = carry[:, -1].copy() if carry.shape[1] else None
+        xn = method.batched_step(sde, x, carry, k, k * h, h, (k + 1) * h, z, math.sqrt(h), u)
+        info = MALAInfo(carry[:, -1] > before) if isinstance(method, MetropolisAdjusted) else None
+        return LangevinState(xn, carry, k + 1), info
 
     return kernel
 
 
-def ula(grad_fn: GradFn, step: float, kT: float = 1.0, gamma: float = 1.0) -> SamplingAlgorithm:
-    """Top-level ULA with ``step``, ``kT``, ``gamma`` bound."""
-    h = _check_step(step)
-    kernel = ula_build_kernel(grad_fn, kT, gamma)
-    return SamplingAlgorithm(lambda position: ula_init(position, grad_fn), lambda rng, state: kernel(rng, state, h))
+def ula_init(position, potential, kT: float = 1.0, gamma: float = 1.0) -> LangevinState:
+    return _init(OverdampedLangevin(potential, kT, gamma), EulerMaruyama(), position)
 
 
-# ---------------------------------------------------------------- MALA
-def mala_init(position: np.ndarray, energy_fn: EnergyFn, grad_fn: GradFn) -> LangevinState:
-    """MALA state at ``position`` ``(n, dim)`` (energy and gradient evaluated once)."""
-    x = np.array(position, dtype=np.float64)
-    return LangevinState(x, np.asarray(grad_fn(x), dtype=np.float64), np.asarray(energy_fn(x), dtype=np.float64))
+def ula_build_kernel(potential, kT: float = 1.0, gamma: float = 1.0):
+    """``kernel(seed, state, step) -> (state, None)``: one Euler–Maruyama step of ``OverdampedLangevin``."""
+    return _build(OverdampedLangevin(potential, kT, gamma), EulerMaruyama())
 
 
-def mala_build_kernel(energy_fn: EnergyFn, grad_fn: GradFn, kT: float = 1.0, gamma: float = 1.0):
-    """MALA transition ``kernel(rng, state, step) -> (state, MALAInfo)``.
-
-    Draw order per step: all proposal normals ``(n, dim)``, then one uniform per chain (the fused kernels
-    draw in the same order, so both give the same chains for one seed). A non-finite proposal energy is
-    rejected.
-    """
-
-    def kernel(rng, state: LangevinState, step: float):
-        eps = step / gamma
-        x, g, v = state.position, state.grad, state.energy
-        z = rng.standard_normal(x.shape[1])
-        u = rng.random()
-        y = x - eps * g + math.sqrt(2.0 * kT * eps) * z
-        vy = np.asarray(energy_fn(y), dtype=np.float64)
-        gy = np.asarray(grad_fn(y), dtype=np.float64)
-        fwd = 0.5 * np.sum(z * z, axis=1)
-        r = x - y + eps * gy
-        bwd = np.sum(r * r, axis=1) / (4.0 * eps * kT)
-        with np.errstate(invalid="ignore", over="ignore"):
-            log_alpha = -(vy - v) / kT + fwd - bwd
-            prob = np.exp(np.minimum(log_alpha, 0.0))
-            accept = (log_alpha >= 0.0) | (u < prob)
-        prob = np.where(np.isfinite(prob), prob, 0.0)
-        a = accept[:, None]
-        new = LangevinState(np.where(a, y, x), np.where(a, gy, g), np.where(accept, vy, v))
-        return new, MALAInfo(prob, accept)
-
-    return kernel
+def mala_init(position, potential, kT: float = 1.0, gamma: float = 1.0) -> LangevinState:
+    return _init(OverdampedLangevin(potential, kT, gamma), MetropolisAdjusted(), position)
 
 
-def mala(energy_fn: EnergyFn, grad_fn: GradFn, step: float, kT: float = 1.0, gamma: float = 1.0) -> SamplingAlgorithm:
-    """Top-level MALA with ``step``, ``kT``, ``gamma`` bound."""
-    h = _check_step(step)
-    kernel = mala_build_kernel(energy_fn, grad_fn, kT, gamma)
-    return SamplingAlgorithm(
-        lambda position: mala_init(position, energy_fn, grad_fn), lambda rng, state: kernel(rng, state, h)
-    )
+def mala_build_kernel(potential, kT: float = 1.0, gamma: float = 1.0):
+    """``kernel(seed, state, step) -> (state, MALAInfo)``: the EM proposal and the Metropolis layer."""
+    return _build(OverdampedLangevin(potential, kT, gamma), MetropolisAdjusted())
 
 
-# ---------------------------------------------------------------- BAOAB
-def baoab_coefficients(step: float, gamma: float, kT: float) -> tuple[float, float]:
-    """``(c1, c2) = (exp(-gamma h), sqrt(kT (1 - exp(-2 gamma h))))`` (``expm1`` for small ``gamma h``)."""
-    return math.exp(-gamma * step), math.sqrt(kT * (-math.expm1(-2.0 * gamma * step)))
+def baoab_init(position, potential, seed, kT: float = 1.0, gamma: float = 1.0) -> LangevinState:
+    """Stacked ``(q, p)`` with momenta ``N(0, kT)`` from the seed's initial-draw lane (as ``langevin`` draws them)."""
+    q = np.array(position, dtype=np.float64)
+    p = math.sqrt(kT) * R.normals(R.resolve_seed(seed), range(0, 1), range(0, q.shape[0]), q.shape[1],
+                                  lane=R.LANE_INIT)[0]
+    sde = UnderdampedLangevin(potential, gamma, kT, 1.0, dim=2 * q.shape[1])
+    return _init(sde, Splitting(), np.concatenate([q, p], axis=1))
 
 
-def baoab_init(position: np.ndarray, grad_fn: GradFn, rng, kT: float = 1.0) -> BAOABState:
-    """BAOAB state at ``position`` with momenta drawn from ``N(0, kT)`` (one normal per coordinate)."""
-    x = np.array(position, dtype=np.float64)
-    p = math.sqrt(kT) * rng.standard_normal(x.shape[1])
-    return BAOABState(x, p, np.asarray(grad_fn(x), dtype=np.float64))
+def baoab_build_kernel(potential, dim: int, kT: float = 1.0, gamma: float = 1.0):
+    """``kernel(seed, state, step) -> (state, None)``: one BAOAB step of ``UnderdampedLangevin(mass=1)``."""
+    return _build(UnderdampedLangevin(potential, gamma, kT, 1.0, dim=2 * dim), Splitting())
 
 
-def baoab_build_kernel(grad_fn: GradFn, kT: float = 1.0, gamma: float = 1.0):
-    """BAOAB transition ``kernel(rng, state, step) -> (state, None)``; one gradient per step."""
-
-    def kernel(rng, state: BAOABState, step: float):
-        c1, c2 = baoab_coefficients(step, gamma, kT)
-        hh = 0.5 * step
-        z = rng.standard_normal(state.position.shape[1])
-        p = state.momentum - hh * state.grad
-        q = state.position + hh * p
-        p = c1 * p + c2 * z
-        q = q + hh * p
-        g = np.asarray(grad_fn(q), dtype=np.float64)
-        p = p - hh * g
-        return BAOABState(q, p, g), None
-
-    return kernel
+def _top(init, build, potential, step, seed, kT, gamma, **kw) -> SamplingAlgorithm:
+    h = _checks.positive(step, "step")
+    seed = R.resolve_seed(seed)
+    kernel = build(potential, kT=kT, gamma=gamma, **kw)
+    return SamplingAlgorithm(init, lambda state: kernel(seed, state, h))
 
 
-def baoab(grad_fn: GradFn, step: float, kT: float = 1.0, gamma: float = 1.0) -> SamplingAlgorithm:
-    """Top-level BAOAB with ``step``, ``kT``, ``gamma`` bound; ``init(position, rng)`` draws the momenta."""
-    h = _check_step(step)
-    kernel = baoab_build_kernel(grad_fn, kT, gamma)
-    return SamplingAlgorithm(
-        lambda position, rng: baoab_init(position, grad_fn, rng, kT), lambda rng, state: kernel(rng, state, h)
-    )
+def ula(potential, step: float, seed=None, kT: float = 1.0, gamma: float = 1.0) -> SamplingAlgorithm:
+    """Top-level ULA with ``step``, ``seed``, ``kT``, ``gamma`` bound."""
+    return _top(lambda x: ula_init(x, potential, kT, gamma), ula_build_kernel, potential, step, seed, kT, gamma)
+
+
+def mala(potential, step: float, seed=None, kT: float = 1.0, gamma: float = 1.0) -> SamplingAlgorithm:
+    """Top-level MALA with ``step``, ``seed``, ``kT``, ``gamma`` bound."""
+    return _top(lambda x: mala_init(x, potential, kT, gamma), mala_build_kernel, potential, step, seed, kT, gamma)
+
+
+def baoab(potential, step: float, dim: int, seed=None, kT: float = 1.0, gamma: float = 1.0) -> SamplingAlgorithm:
+    """Top-level BAOAB with ``step``, ``seed``, ``kT``, ``gamma`` bound; ``init(q)`` draws the momenta."""
+    s = R.resolve_seed(seed)
+    return _top(lambda x: baoab_init(x, potential, s, kT, gamma), baoab_build_kernel, potential, step, s, kT, gamma,
+                dim=dim)

@@ -1,15 +1,17 @@
 """``langevin``: many Langevin MCMC chains at once (ULA, MALA, BAOAB), and annealed Langevin for a
 noise-conditional score.
 
-Two drivers, one set of equations (see :mod:`sde_toolkit.mcmc.kernels`):
+MCMC has no step formulas of its own; it runs the SDE's own steps on the one driver
+(:func:`sde_toolkit.integrate.driver.run`):
 
-* **fused** (a :class:`~sde_toolkit.sde.potentials.Potential` target): Numba kernels built from the
-  potential's Numba face; each block of :data:`~sde_toolkit.mcmc._streams.CHAIN_BLOCK` chains runs all its
-  steps in one nogil call, blocks run on a thread pool.
-* **batched** (a score callable, or ``backend="numpy"``): the NumPy kernels step all chains at once.
+* ULA is Euler–Maruyama of ``OverdampedLangevin(V, kT, gamma)``: ``st.mcmc.langevin(V, x0, method="ula")`` equals
+  ``st.simulate(OverdampedLangevin(V, kT, gamma), x0, method="euler_maruyama")`` bit for bit on one seed;
+* MALA is that step plus the Metropolis layer :class:`~sde_toolkit.mcmc.layers.MetropolisAdjusted`;
+* BAOAB is ``UnderdampedLangevin(V, gamma, kT, mass=1)``'s splitting step, from momenta drawn from ``N(0, kT)``.
 
-Both draw from the same per-block streams, so a seed fixes the chains bit for bit whatever the thread count,
-and the two drivers agree on one seed up to floating-point rounding.
+A :class:`~sde_toolkit.sde.potentials.Potential` target runs fused (Numba); a score callable runs batched
+(NumPy) through :class:`~sde_toolkit.sde.potentials.ScorePotential`. Both draw the same counter-based noise, so a
+seed fixes the chains bit for bit whatever the thread count, and the two agree to rounding.
 """
 
 from __future__ import annotations
@@ -18,20 +20,22 @@ import inspect
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
+from .. import _checks
+from .. import _random as R
 from .._progress import Progress
-from ..sde.potentials import Potential
-from . import kernels as K
-from ._fused import get_driver
-from ._streams import BlockStreams
+from ..integrate import driver as _driver
+from ..integrate.methods import EulerMaruyama, Splitting
+from ..integrate.plan import make_plan
+from ..sde.langevin import OverdampedLangevin, UnderdampedLangevin
+from ..sde.potentials import Potential, ScorePotential
 from .diagnostics import effective_sample_size, integrated_time, split_rhat
+from .layers import MetropolisAdjusted, WithEnergy
 
-__all__ = ["Chains", "langevin", "AnnealedSamples", "annealed_langevin"]
+__all__ = ["Chains", "langevin", "AnnealedSamples", "annealed_langevin", "METHODS"]
 
 METHODS = ("ula", "mala", "baoab")
 
@@ -60,7 +64,7 @@ class Chains:
     n_steps: int
     burn_in: int
     thin: int
-    seed: int
+    seed: R.Seed
     final_position: np.ndarray
     backend: str
     energies: np.ndarray | None = None
@@ -118,39 +122,6 @@ class Chains:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _positive(value, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
-
-
-def _count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_x0(x0, dim: int | None) -> np.ndarray:
-    x = np.asarray(x0)
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise TypeError(f"x0 must be a real float array, got dtype {x.dtype}")
-    x = np.array(x, dtype=np.float64)
-    if x.ndim == 1 and dim in (None, 1):
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"x0 must have shape (n_chains, dim), got {np.shape(x0)}")
-    if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"x0 has dim {x.shape[1]} but the target is {dim}-dimensional (x0 shape {x.shape})")
-    bad = np.argwhere(~np.isfinite(x))
-    if bad.size:
-        raise ValueError(f"x0 contains NaN or inf at index {tuple(int(i) for i in bad[0])}")
-    return np.ascontiguousarray(x)
-
-
 def _score_wants_t(score: Callable) -> bool:
     """True when ``score`` has two or more required positional parameters (``score(x, t)``)."""
     try:
@@ -162,175 +133,62 @@ def _score_wants_t(score: Callable) -> bool:
     return len(required) >= 2
 
 
-def _score_grad_fn(score: Callable, t, n: int, dim: int) -> Callable:
-    """``grad V = -score`` as a batched function, validating the score's output once per call."""
-    wants_t = _score_wants_t(score)
-    if wants_t and t is None:
-        raise ValueError("the score takes (x, t): pass t= (the noise level or time at which to sample)")
-
-    def grad_fn(x):
-        s = score(x, t) if t is not None else score(x)
-        s = np.asarray(s, dtype=np.float64)
-        if s.shape != x.shape:
-            raise ValueError(f"score returned shape {s.shape} for x of shape {x.shape}")
-        return -s
-
-    return grad_fn
-
-
-def _progress_bar(progress, total: int, desc: str):
-    return None if progress is False else Progress(total, progress, desc)
-
-
 def _n_threads(n_threads) -> int:
     if n_threads is None:
-        return int(numba.config.NUMBA_NUM_THREADS)
-    return _count(n_threads, "n_threads", 1)
+        return _driver.default_threads()
+    return _checks.count(n_threads, "n_threads", 1)
 
 
-# ------------------------------------------------------------------------------------------------ drivers
-def _segments(n_steps: int, burn_in: int, thin: int, block: int) -> list[tuple[int, int, int]]:
-    """Cut a run into ``(steps, burn_in, kept)`` pieces of at most ``block`` kept samples each.
+class _Recorder:
+    """The sink of a sampler run: kept samples (positions ``[:qdim]``), energies and accept counts, in memory or
+    streamed to a :class:`~sde_toolkit.io.chains.ChainsWriter` (one durable commit per block of kept samples)."""
 
-    The first piece carries the burn-in, later ones start right after a kept step (burn-in 0), and the last
-    one also runs the trailing steps that keep no sample, so the pieces run back to back are the whole run.
-    """
-    n_kept = (n_steps - burn_in) // thin
-    out = []
-    done = 0
-    while done < n_kept:
-        k = min(block, n_kept - done)
-        out.append([k * thin + (burn_in if done == 0 else 0), burn_in if done == 0 else 0, k])
-        done += k
-    out[-1][0] += (n_steps - burn_in) - n_kept * thin
-    return [tuple(seg) for seg in out]
+    def __init__(self, n_kept, n, qdim, energy_col, accept_col, writer=None):
+        self.qdim, self.energy_col, self.accept_col = qdim, energy_col, accept_col
+        self.writer = writer
+        self.in_memory = writer is None
+        self.accept_ref = np.zeros(n)
+        self.n = 0
+        self.status = "running"
+        if writer is None:
+            self.samples = np.empty((n_kept, n, qdim))
+            self.energies = np.empty((n_kept, n)) if energy_col is not None else None
 
+    def write(self, steps, times, frames, aux=None):
+        k = len(steps)
+        samples = frames[:, :, :self.qdim]
+        energies = aux[:, :, self.energy_col] if self.energy_col is not None else None
+        accepted = aux[-1, :, self.accept_col] - self.accept_ref if self.accept_col is not None else None
+        if self.writer is not None:
+            self.writer.write(self.n, samples, energies, accepted)
+        else:
+            self.samples[self.n:self.n + k] = samples
+            if energies is not None:
+                self.energies[self.n:self.n + k] = energies
+        self.n += k
 
-def _run_fused(potential, method, x0, streams, n_steps, burn_in, thin, step, kT, gamma, n_threads, progress,
-               store_energy, sink=None, block=None):
-    n, d = x0.shape
-    n_kept = (n_steps - burn_in) // thin
-    # Without a sink one piece runs everything. With one, the run is cut into pieces of `block` kept samples:
-    # each piece restarts the drivers from the carried state (positions, BAOAB momenta in final_p, the block
-    # generators, which advance in place), which gives the same chains bit for bit as one piece.
-    segments = [(n_steps, burn_in, n_kept)] if sink is None else _segments(n_steps, burn_in, thin, block)
-    buf = max(seg[2] for seg in segments)
-    out_x = np.empty((buf, n, d))
-    out_e = np.empty((buf if (store_energy or method == "mala") else 0, n))
-    acc = np.zeros(n)
-    final_x = np.empty((n, d))
-    final_p = np.zeros((n, d))
-    if method == "ula":
-        eps = step / gamma
-        coeffs = (eps, math.sqrt(2.0 * kT * eps), 0.0)
-    elif method == "mala":
-        eps = step / gamma
-        coeffs = (eps, math.sqrt(2.0 * kT * eps), kT)
-    else:
-        c1, c2 = K.baoab_coefficients(step, gamma, kT)
-        coeffs = (0.5 * step, c1, c2)
-        sq = math.sqrt(kT)
-        for g, (c0, c1_) in zip(streams.generators, streams.blocks):
-            final_p[c0:c1_] = sq * g.standard_normal((c1_ - c0, d))
-    driver = get_driver(potential, method)
-    compile_time = 0.0
-    if not driver.signatures:
-        # compile on a one-step throwaway run of the first chain, on a copy of its stream
-        t0 = time.perf_counter()
-        g0 = np.random.Generator(np.random.PCG64())
-        g0.bit_generator.state = streams.generators[0].bit_generator.state
-        driver(x0[:1], g0, 0, 1, 1, 0, 1, *coeffs, np.empty((1, 1, d)), np.empty((1, 1)), np.zeros(1),
-               np.empty((1, d)), final_p[:1].copy())
-        compile_time = time.perf_counter() - t0
-    nb = len(streams.blocks)
-    bar = _progress_bar(progress, nb * len(segments), f"mcmc {method}")
-    piece = {}
+    def commit(self, step, state):
+        pass
 
-    def work(b):
-        c0, c1_ = streams.blocks[b]
-        driver(piece["x"], streams.generators[b], c0, c1_, piece["steps"], piece["burn"], thin, *coeffs,
-               piece["out_x"], piece["out_e"], acc, final_x, final_p)
-        return b
-
-    t0 = time.perf_counter()
-    x_start, k0 = x0, 0
-    pool = ThreadPoolExecutor(max_workers=min(n_threads, nb)) if n_threads > 1 and nb > 1 else None
-    try:
-        for steps, burn, kept in segments:
-            piece.update(x=x_start, steps=steps, burn=burn, out_x=out_x[:kept], out_e=out_e[:kept])
-            for _ in (pool.map(work, range(nb)) if pool is not None else map(work, range(nb))):
-                if bar is not None:
-                    bar.update(1)
-            if sink is not None:
-                sink.write(k0, out_x[:kept], out_e[:kept] if out_e.shape[0] else None,
-                           acc if method == "mala" else None)
-            k0 += kept
-            x_start = final_x.copy()
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    wall = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
-    return dict(
-        samples=out_x if sink is None else None,
-        energies=out_e if out_e.shape[0] else None,
-        accepted=acc if method == "mala" else None,
-        final_position=final_x,
-        final_momentum=final_p if method == "baoab" else None,
-        wall_time=wall,
-        compile_time=compile_time,
-    )
+    def close(self, status, info=None):
+        self.status = status
+        if self.writer is not None and status != "complete":
+            self.writer.abort(interrupted=status == "interrupted")
 
 
-def _run_batched(grad_fn, energy_fn, method, x0, streams, n_steps, burn_in, thin, step, kT, gamma, progress,
-                 sink=None, block=None):
-    n, d = x0.shape
-    n_kept = (n_steps - burn_in) // thin
-    buf = n_kept if sink is None else min(block, n_kept)  # with a sink: a ring of `block` kept samples
-    out_x = np.empty((buf, n, d))
-    out_e = np.empty((buf, n)) if energy_fn is not None else None
-    acc = np.zeros(n) if method == "mala" else None
-    t0 = time.perf_counter()
-    if method == "ula":
-        state = K.ula_init(x0, grad_fn)
-        kernel = K.ula_build_kernel(grad_fn, kT, gamma)
-    elif method == "mala":
-        state = K.mala_init(x0, energy_fn, grad_fn)
-        kernel = K.mala_build_kernel(energy_fn, grad_fn, kT, gamma)
-    else:
-        state = K.baoab_init(x0, grad_fn, streams, kT)
-        kernel = K.baoab_build_kernel(grad_fn, kT, gamma)
-    if state.grad.shape != x0.shape:
-        raise ValueError(f"the gradient/score has shape {state.grad.shape}, expected {x0.shape}")
-    bar = _progress_bar(progress, n_steps, f"mcmc {method}")
-    k = k0 = 0
-    for s in range(1, n_steps + 1):
-        state, info = kernel(streams, state, step)
-        if acc is not None and s > burn_in:
-            acc += info.is_accepted
-        if s > burn_in and (s - burn_in) % thin == 0:
-            out_x[k] = state.position
-            if out_e is not None:
-                out_e[k] = state.energy if method == "mala" else energy_fn(state.position)
-            k += 1
-            if sink is not None and k == buf:
-                sink.write(k0, out_x[:k], None if out_e is None else out_e[:k], acc)
-                k0, k = k0 + k, 0
-        if bar is not None:
-            bar.update(1)
-    if sink is not None and k:
-        sink.write(k0, out_x[:k], None if out_e is None else out_e[:k], acc)
-    if bar is not None:
-        bar.close()
-    return dict(
-        samples=out_x if sink is None else None,
-        energies=out_e,
-        accepted=acc,
-        final_position=state.position,
-        final_momentum=state.momentum if method == "baoab" else None,
-        wall_time=time.perf_counter() - t0,
-    )
+class _Discard:
+    """A sink for the burn-in phase: no frame is saved there."""
+
+    in_memory = True
+
+    def write(self, *a):
+        raise AssertionError("burn-in saves no frames")
+
+    def commit(self, step, state):
+        pass
+
+    def close(self, status, info=None):
+        pass
 
 
 # ------------------------------------------------------------------------------------------------ public
@@ -401,12 +259,12 @@ def langevin(
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if backend not in ("auto", "numba", "numpy"):
         raise ValueError(f"unknown backend {backend!r}; choose 'auto', 'numba' or 'numpy'")
-    h = _positive(step, "step")
-    kT = _positive(kT, "kT")
-    gamma = _positive(gamma, "gamma")
-    n_steps = _count(n_steps, "n_steps", 1)
-    thin = _count(thin, "thin", 1)
-    burn_in = _count(burn_in, "burn_in", 0)
+    h = _checks.positive(step, "step")
+    kT = _checks.positive(kT, "kT")
+    gamma = _checks.positive(gamma, "gamma")
+    n_steps = _checks.count(n_steps, "n_steps", 1)
+    thin = _checks.count(thin, "thin", 1)
+    burn_in = _checks.count(burn_in, "burn_in", 0)
     if (n_steps - burn_in) // thin < 1:
         raise ValueError(
             f"no samples would be kept: n_steps={n_steps}, burn_in={burn_in}, thin={thin} "
@@ -416,51 +274,78 @@ def langevin(
     is_potential = isinstance(target, Potential)
     if not is_potential and not callable(target):
         raise TypeError(f"target must be a Potential or a score callable, got {type(target).__name__}")
-    if not is_potential and method == "mala":
-        raise ValueError(
-            "MALA needs the energy V for its accept/reject step; a score alone gives only grad V. "
-            "Pass a Potential, or use method='ula' or 'baoab' with a score."
-        )
-    if not is_potential and backend == "numba":
-        raise ValueError("backend='numba' needs a Potential target (a score callable runs on the numpy backend)")
-    x0 = _check_x0(x0, target.dim if is_potential else None)
-    streams = BlockStreams(seed, x0.shape[0])
-    use_fused = is_potential and target.has_numba_face and backend != "numpy"
-    used = "numba" if use_fused else "numpy"
-    records_energy = is_potential and (store_energy or method == "mala")
-    sink = block = None
+    if not is_potential:
+        if method == "mala":
+            raise ValueError(
+                "MALA needs the energy V for its accept/reject step; a score alone gives only grad V. "
+                "Pass a Potential, or use method='ula' or 'baoab' with a score."
+            )
+        if backend == "numba":
+            raise ValueError("backend='numba' needs a Potential target (a score callable runs on the numpy backend)")
+        if _score_wants_t(target) and t is None:
+            raise ValueError("the score takes (x, t): pass t= (the noise level or time at which to sample)")
+    x0 = _checks.states(x0, target.dim if is_potential else None, "x0")
+    potential = target if is_potential else ScorePotential(target, t=t, dim=x0.shape[1])
+    seed = R.resolve_seed(seed)
+    n, d = x0.shape
+    if method == "baoab":
+        sde = UnderdampedLangevin(potential, gamma=gamma, kT=kT, mass=1.0, dim=2 * d)
+        p0 = math.sqrt(kT) * R.normals(seed, range(0, 1), range(0, n), d, lane=R.LANE_INIT)[0]
+        x = np.ascontiguousarray(np.concatenate([x0, p0], axis=1))
+        meth = Splitting()
+    else:
+        sde = OverdampedLangevin(potential, kT=kT, gamma=gamma, dim=d)
+        x = x0
+        meth = MetropolisAdjusted() if method == "mala" else EulerMaruyama()
+    records_energy = is_potential and potential.has_energy and (store_energy or method == "mala")
+    if records_energy and method != "mala":
+        meth = WithEnergy(meth, potential, d)
+    energy_col = 0 if records_energy else None
+    accept_col = 1 if method == "mala" else None
+    driver = "batched" if (backend == "numpy" or not potential.has_numba_face) else "auto"
+    plan = make_plan(sde, x, t0=0.0, dt=h, n_steps=n_steps, save_every=thin, save_start=burn_in + thin,
+                     save_last=False, method=meth, seed=seed, driver=driver)
+    used = "numba" if plan.driver == "fused" else "numpy"
+    n_kept = (n_steps - burn_in) // thin
+    writer = block = None
     if out is not None:
         from ..io.chains import ChainsWriter, stream_block
 
-        block = stream_block(*x0.shape)
-        sink = ChainsWriter.create(
-            out, n_kept=(n_steps - burn_in) // thin, n_chains=x0.shape[0], dim=x0.shape[1], method=method, step=h,
-            kT=kT, gamma=gamma, n_steps=n_steps, burn_in=burn_in, thin=thin, seed=int(streams.entropy),
-            backend=used, has_energies=records_energy, has_accepted=method == "mala",
-            has_momentum=method == "baoab", overwrite=overwrite,
+        block = stream_block(n, d)
+        writer = ChainsWriter.create(
+            out, n_kept=n_kept, n_chains=n, dim=d, method=method, step=h, kT=kT, gamma=gamma, n_steps=n_steps,
+            burn_in=burn_in, thin=thin, seed=seed, backend=used, has_energies=records_energy,
+            has_accepted=method == "mala", has_momentum=method == "baoab", overwrite=overwrite,
             config={"target": repr(target), "t": t, "store_energy": bool(store_energy)},
         )
+    rec = _Recorder(n_kept, n, d, energy_col, accept_col, writer)
+    desc = f"mcmc {method}"
     try:
-        if use_fused:
-            res = _run_fused(target, method, x0, streams, n_steps, burn_in, thin, h, kT, gamma, n_threads, progress,
-                             store_energy, sink, block)
-        else:
-            if is_potential:
-                grad_fn = target.grad
-                energy_fn = target.energy if records_energy else None
-            else:
-                grad_fn, energy_fn = _score_grad_fn(target, t, *x0.shape), None
-            res = _run_batched(grad_fn, energy_fn, method, x0, streams, n_steps, burn_in, thin, h, kT, gamma,
-                               progress, sink, block)
-        if sink is not None:
-            return sink.finish(final_position=res["final_position"], final_momentum=res["final_momentum"],
-                               accepted=res["accepted"], wall_time=res["wall_time"],
-                               compile_time=res.get("compile_time", 0.0))
+        t_start = time.perf_counter()
+        carry = None
+        compile_time = 0.0
+        if burn_in > 0:  # burn-in first, so that accept counts start after it (same numbers as one run)
+            info = _driver.run(sde, meth, plan, x, _Discard(), stop_step=burn_in, progress=progress,
+                               threads=n_threads, on_divergence="flag", desc=desc)
+            carry, compile_time = info["carry"], info["compile_time"]
+            if accept_col is not None:
+                rec.accept_ref = carry[:, -1].copy()
+        info = _driver.run(sde, meth, plan, x, rec, carry=carry, start_step=burn_in, progress=progress,
+                           threads=n_threads, on_divergence="flag", desc=desc, max_frames=block)
+        compile_time += info["compile_time"]
+        wall = time.perf_counter() - t_start - compile_time
+        accepted = info["carry"][:, -1] - rec.accept_ref if accept_col is not None else None
+        final_q = x[:, :d].copy()
+        final_p = x[:, d:].copy() if method == "baoab" else None
+        if writer is not None:
+            return writer.finish(final_position=final_q, final_momentum=final_p, accepted=accepted, wall_time=wall,
+                                 compile_time=compile_time)
     except BaseException as exc:
-        if sink is not None:
-            sink.abort(interrupted=isinstance(exc, KeyboardInterrupt))
+        if writer is not None and not writer.closed:
+            writer.abort(interrupted=isinstance(exc, KeyboardInterrupt))
         raise
     return Chains(
+        samples=rec.samples,
         method=method,
         step=h,
         kT=kT,
@@ -468,9 +353,14 @@ def langevin(
         n_steps=n_steps,
         burn_in=burn_in,
         thin=thin,
-        seed=int(streams.entropy),
+        seed=seed,
+        final_position=final_q,
         backend=used,
-        **res,
+        energies=rec.energies,
+        accepted=accepted,
+        final_momentum=final_p,
+        wall_time=wall,
+        compile_time=compile_time,
     )
 
 
@@ -488,7 +378,7 @@ class AnnealedSamples:
     x: np.ndarray
     levels: np.ndarray
     sigmas: np.ndarray
-    seed: int
+    seed: R.Seed
 
 
 def annealed_langevin(
@@ -527,29 +417,25 @@ def annealed_langevin(
         raise ValueError(f"sigmas must be a 1-D array of positive finite numbers, got {sigmas!r}")
     if sig.size > 1 and np.any(np.diff(sig) >= 0):
         raise ValueError("sigmas must be strictly decreasing (largest noise level first)")
-    eps = _positive(step, "step")
-    n_each = _count(n_steps_each, "n_steps_each", 1)
-    x = _check_x0(x0, None)
-    streams = BlockStreams(seed, x.shape[0])
+    eps = _checks.positive(step, "step")
+    n_each = _checks.count(n_steps_each, "n_steps_each", 1)
+    x = _checks.states(x0, None, "x0")
+    seed = R.resolve_seed(seed)
     levels = np.empty((sig.size, *x.shape))
-
-    def s_at(y, sigma):
-        s = np.asarray(score(y, sigma), dtype=np.float64)
-        if s.shape != y.shape:
-            raise ValueError(f"score returned shape {s.shape} for x of shape {y.shape}")
-        return s
-
-    bar = _progress_bar(progress, sig.size, "annealed langevin")
+    bar = Progress(sig.size, progress, "annealed langevin")
+    # each level is ULA (Euler–Maruyama of OverdampedLangevin(-score)) with step alpha_i / 2: the same driver,
+    # one independent noise stream per level
     for i, sigma in enumerate(sig):
         alpha = eps * (sigma / sig[-1]) ** 2
-        sd = math.sqrt(alpha)
-        for _ in range(n_each):
-            x = x + 0.5 * alpha * s_at(x, float(sigma)) + sd * streams.standard_normal(x.shape[1])
+        ch = langevin(ScorePotential(score, t=float(sigma), dim=x.shape[1]), x, step=0.5 * alpha, n_steps=n_each,
+                      thin=n_each, method="ula", seed=seed.child(i), progress=False)
+        x = ch.final_position
         levels[i] = x
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+    bar.close()
     if denoise:
-        x = x + sig[-1] ** 2 * s_at(x, float(sig[-1]))
-    return AnnealedSamples(x=x, levels=levels, sigmas=sig, seed=int(streams.entropy))
+        s_last = np.asarray(score(x, float(sig[-1])), dtype=np.float64)
+        if s_last.shape != x.shape:
+            raise ValueError(f"score returned shape {s_last.shape} for x of shape {x.shape}")
+        x = x + sig[-1] ** 2 * s_last
+    return AnnealedSamples(x=x, levels=levels, sigmas=sig, seed=seed)

@@ -257,10 +257,11 @@ class GaussianMixtureScore:
                 - sc * np.sum(sc * v, axis=1, keepdims=True))
 
     # ------------------------------------------------------------------ numba face
-    def numba_score(self):
-        """A Numba kernel ``score(x, t, out)`` on one particle (``x``, ``out``: ``(dim,)``)."""
+    def numba_score(self, jit=jit):
+        """A Numba kernel ``score(x, t, out)`` on one particle (``x``, ``out``: ``(dim,)``), compiled by ``jit``
+        (the driver passes its inlining jit)."""
         sde = self.sde
-        coef_j = sde.numba_marginal_coef()  # X_t | x0 ~ N(a x0 + (1 - a) mu, v I), the SDE's own closed form
+        coef_j = sde.numba_marginal_coef(jit)  # X_t | x0 ~ N(a x0 + (1 - a) mu, v I), the SDE's own closed form
         mu_shift = sde.mu.copy() if isinstance(sde, OrnsteinUhlenbeck) else np.zeros(self.dim)
         logw, means, lam, U = self._logw.copy(), self.means.copy(), self._lam.copy(), self._U.copy()
         K, d = means.shape

@@ -1,4 +1,4 @@
-"""The SDE abstraction: one object, two faces.
+"""The SDE abstraction: one frozen object, two faces, declared capabilities.
 
 An Itô SDE ``dX = f(X, t) dt + g(X, t) dW`` on ``R^dim``.
 
@@ -6,30 +6,145 @@ An Itô SDE ``dX = f(X, t) dt + g(X, t) dW`` on ``R^dim``.
   ``diffusion`` returns ``(n_paths, dim)`` for ``noise_type`` ``"diagonal"`` (``dX_i = ... + g_i dW_i``) and
   ``"scalar"`` (one Brownian motion shared by all coordinates, ``dX_i = ... + g_i dW``), and
   ``(n_paths, dim, noise_dim)`` for ``"general"`` (``dX = ... + G dW``).
-* **Numba face** (analytic SDEs, declared by ``has_numba_face = True``): :meth:`SDE.numba_face` returns a
-  :class:`NumbaFace` of per-particle kernel functions that close over the parameters as floats; the
-  integrator compiles them into a fused time loop. Models never own a time loop.
+* **Numba face** (analytic SDEs, declared by ``has_numba_face = True``): :meth:`SDE.numba_face` takes the
+  driver's ``jit`` and returns a :class:`NumbaFace` of per-particle kernels that close over the parameters as
+  floats. The model only describes: the driver (``sde_toolkit.integrate``) composes these pieces into one kernel
+  and compiles it once. Models never own a time loop.
 
-Capabilities are declared in the class (``has_numba_face``, ``linear``, ``additive``, ``time_homogeneous``,
-``methods``), never
-probed with ``hasattr`` or try/except.
+Models are **frozen and value-hashed** (:class:`Model`): parameters are fixed at construction (assigning raises
+``AttributeError``; :meth:`Model.replace` builds a modified copy), and two models with equal parameters are equal
+and hash alike, so compiled kernels are shared between them.
+
+Capabilities are declared in the class, never probed with ``hasattr`` or try/except:
+
+* ``has_numba_face``, ``linear`` (affine drift, additive noise), ``is_ode``, ``backward``, ``time_homogeneous``;
+* ``has_exact_step`` (an exact transition at any step), ``has_splitting`` (a splitting scheme, e.g. BAOAB);
+* ``gradient_flow``: ``dX = -grad U / gamma dt + sqrt(2 kT / gamma) dW`` with a known ``U`` (Metropolis layers
+  and Fokker–Planck potential fluxes read :meth:`SDE.log_target` and :meth:`SDE.gradient_flow_form`);
+* ``affine_marginal``: ``X_t | X_0 = x0 ~ N(a(t) x0 + (1 - a(t)) c, std(t)^2 I)`` with ``f = -k(t) (x - c)`` and a
+  scalar ``g(t)`` (VP, VE, scalar OU); score models read :meth:`SDE.marginal_coef`, :meth:`SDE.affine_coef`,
+  :meth:`SDE.prior` and ``T`` instead of switching on types;
+* ``dimension_free``: the same law in any dimension (VP, VE): :meth:`SDE.with_dim` gives the ``dim``-dimensional
+  copy.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_psd, float_array
+from .._jit import jit as _default_jit
+
 NOISE_TYPES = ("diagonal", "scalar", "general")
 
+__all__ = ["Model", "SDE", "NumbaFace", "NOISE_TYPES", "value_key", "check_psd", "as_float_array"]
 
+
+def as_float_array(value, name: str) -> np.ndarray:
+    return float_array(value, name)
+
+
+# ------------------------------------------------------------------------------------------------ frozen models
+def value_key(v) -> Any:
+    """A hashable description of a parameter value: models and dataclasses by value, arrays by content,
+    callables (user functions, networks) by identity."""
+    if isinstance(v, Model):
+        return v.cache_key
+    if isinstance(v, np.ndarray):
+        a = np.ascontiguousarray(v)
+        return ("array", a.dtype.str, a.shape, a.tobytes())
+    if isinstance(v, (bool, int, float, str, type(None), np.number, np.bool_)):
+        return (type(v).__name__, v.item() if isinstance(v, (np.number, np.bool_)) else v)
+    if isinstance(v, (tuple, list)):
+        return ("seq", tuple(value_key(x) for x in v))
+    if isinstance(v, dict):
+        return ("dict", tuple(sorted((str(k), value_key(x)) for k, x in v.items())))
+    if is_dataclass(v) and not isinstance(v, type):
+        return (type(v).__qualname__, tuple((f.name, value_key(getattr(v, f.name))) for f in fields(v)))
+    return ("id", type(v).__qualname__, id(v))
+
+
+class Model:
+    """Frozen, value-hashed parameters (equinox's abstract-or-final rule: concrete classes set everything in
+    ``__init__``; the instance is frozen when the outermost ``__init__`` returns).
+
+    ``_fields`` names the constructor parameters that define the value; :meth:`params` returns them and
+    :meth:`replace` rebuilds the model with some changed. Equality and hash follow :attr:`cache_key`.
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            orig = cls.__dict__["__init__"]
+
+            @functools.wraps(orig)
+            def __init__(self, *args, _orig=orig, **kw):
+                object.__setattr__(self, "_frozen", False)
+                _orig(self, *args, **kw)
+                if type(self).__init__ is __init__:  # the outermost constructor of the concrete class
+                    object.__setattr__(self, "_frozen", True)
+
+            cls.__init__ = __init__
+
+    def __setattr__(self, name, value):
+        if self.__dict__.get("_frozen", False):
+            raise AttributeError(
+                f"{type(self).__name__} is immutable; build a modified copy with .replace({name}=...) "
+                f"(compiled kernels are keyed by the model's value)"
+            )
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def params(self) -> dict:
+        """The constructor parameters (by name) that define this model."""
+        return {f: getattr(self, f) for f in self._fields}
+
+    def replace(self, **changes) -> Model:
+        """A new model with the same parameters except ``changes``."""
+        unknown = sorted(set(changes) - set(self._fields))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.replace: unknown parameters {unknown}; it has {list(self._fields)}")
+        return type(self)(**{**self.params(), **changes})
+
+    @functools.cached_property
+    def cache_key(self) -> tuple:
+        """``(class, parameters)`` by value; the key of compiled-kernel caches."""
+        return (type(self).__module__, type(self).__qualname__,
+                tuple((k, value_key(v)) for k, v in self.params().items()))
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other.cache_key == self.cache_key
+
+    def __hash__(self) -> int:
+        return hash(self.cache_key)
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d.pop("cache_key", None)
+        return d
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
+
+# cached_property writes into __dict__ directly (no __setattr__), so it works on frozen instances.
+
+
+# ------------------------------------------------------------------------------------------------ numba face
 @dataclass(frozen=True)
 class NumbaFace:
-    """Per-particle Numba kernels of an SDE (all functions are Numba dispatchers, compiled lazily).
+    """Per-particle Numba kernels of an SDE, compiled by the ``jit`` the driver passed to ``numba_face``.
 
     Signatures (``x``: ``(dim,)`` float64 array, ``t``/``h``: float, ``out``: preallocated output):
 
@@ -37,9 +152,10 @@ class NumbaFace:
     * ``diffusion(x, t, out)``: ``out`` is ``(dim,)`` for diagonal/scalar noise, ``(dim, noise_dim)`` for general.
     * ``diffusion_dx(x, t, out)`` (optional): ``out[i] = d g_i / d x_i`` for Milstein on diagonal noise.
     * ``exact_step(h)`` (optional): a *factory* taking the signed step ``h`` and returning a kernel
-      ``step(x, t, z, out)`` that draws ``X_{t+h} | X_t = x`` from standard normals ``z`` of shape
-      ``(noise_dim,)`` (linear SDEs). Coefficients that depend only on ``h`` are computed once in the factory.
-    * ``splitting_step(h)`` (optional): a factory like ``exact_step`` for the model's splitting scheme (BAOAB).
+      ``step(x, t, z, out)`` that draws ``X_{t+h} | X_t = x`` from standard normals ``z`` of shape ``(dim,)``.
+    * ``splitting_step(h)`` (optional): a factory like ``exact_step`` for the model's splitting scheme (BAOAB),
+      drawing ``sde.splitting_noise_dim`` normals.
+    * ``log_target(x)`` (gradient flows): ``-U(x) / kT``, the log of the unnormalized stationary density.
     """
 
     drift: Callable[..., Any]
@@ -47,23 +163,21 @@ class NumbaFace:
     diffusion_dx: Callable[..., Any] | None = None
     exact_step: Callable[..., Any] | None = None
     splitting_step: Callable[..., Any] | None = None
+    log_target: Callable[..., Any] | None = None
 
 
-class SDE(abc.ABC):
-    """Abstract Itô SDE ``dX = f(X, t) dt + g(X, t) dW``.
+# ------------------------------------------------------------------------------------------------ the SDE
+class SDE(Model, abc.ABC):
+    """Abstract Itô SDE ``dX = f(X, t) dt + g(X, t) dW`` (frozen and value-hashed, see :class:`Model`).
 
     Attributes:
         dim: state dimension.
         noise_type: ``"diagonal"``, ``"scalar"`` or ``"general"``.
         noise_dim: number of independent Brownian motions.
         additive: ``True`` when ``g`` does not depend on ``x`` (EM then has strong order 1).
-        has_numba_face: ``True`` when :meth:`numba_face` exists (fused driver).
-        linear: ``True`` when the drift is affine and the noise additive (closed-form marginals).
-        is_ode: ``True`` when the diffusion is identically zero.
-        backward: ``True`` for reverse-time SDEs, which are integrated from ``t0`` down to ``t1 < t0``.
-        time_homogeneous: ``True`` when neither ``f`` nor ``g`` depends on ``t`` (Fokker–Planck then assembles its
-            operator once). ``False`` by default: claiming it wrongly gives wrong answers, denying it only costs time.
-        methods: integration methods this SDE supports.
+        T: the end time of a diffusion model's forward process (``None`` when the SDE has none).
+
+    Class-level capabilities: see the module docstring.
     """
 
     has_numba_face: ClassVar[bool] = False
@@ -71,7 +185,12 @@ class SDE(abc.ABC):
     is_ode: ClassVar[bool] = False
     backward: ClassVar[bool] = False
     time_homogeneous: ClassVar[bool] = False
-    methods: ClassVar[tuple[str, ...]] = ("euler_maruyama",)
+    has_exact_step: ClassVar[bool] = False
+    has_splitting: ClassVar[bool] = False
+    gradient_flow: ClassVar[bool] = False
+    affine_marginal: ClassVar[bool] = False
+    dimension_free: ClassVar[bool] = False
+    T: ClassVar[float | None] = None
 
     dim: int
     noise_type: str = "diagonal"
@@ -91,8 +210,14 @@ class SDE(abc.ABC):
         """``d g_i / d x_i`` (diagonal noise), needed by Milstein."""
         raise NotImplementedError(f"{type(self).__name__} does not provide diffusion_dx (needed by Milstein)")
 
+    @property
+    def has_diffusion_dx(self) -> bool:
+        """Whether :meth:`diffusion_dx` is available (Milstein needs it)."""
+        return self.additive
+
     # ------------------------------------------------------------------ numba face
-    def numba_face(self) -> NumbaFace:
+    def numba_face(self, jit=_default_jit) -> NumbaFace:
+        """The per-particle kernels, each compiled with ``jit`` (the driver passes an inlining jit)."""
         raise NotImplementedError(f"{type(self).__name__} has no Numba face (has_numba_face is False)")
 
     # ------------------------------------------------------------------ closed forms
@@ -105,12 +230,55 @@ class SDE(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} has no closed-form stationary distribution")
 
     def exact_step(self, x, t, h, z):
-        """Batched exact transition ``X_{t+h} | X_t = x`` from standard normals ``z`` (linear SDEs)."""
+        """Batched exact transition ``X_{t+h} | X_t = x`` from standard normals ``z`` ``(n, dim)`` (linear SDEs)."""
         raise NotImplementedError(f"{type(self).__name__} has no exact transition")
 
     def splitting_step(self, x, t, h, z):
-        """Batched step of the model's splitting scheme (BAOAB for underdamped Langevin)."""
+        """Batched step of the model's splitting scheme from ``(n, splitting_noise_dim)`` standard normals."""
         raise NotImplementedError(f"{type(self).__name__} has no splitting scheme")
+
+    @property
+    def splitting_noise_dim(self) -> int:
+        """Standard normals per path that one splitting step draws."""
+        return self.noise_dim
+
+    # ------------------------------------------------------------------ gradient flows (gradient_flow = True)
+    def log_target(self, x) -> np.ndarray:
+        """``-U(x) / kT`` ``(n,)``: log of the unnormalized stationary density of a gradient flow."""
+        raise NotImplementedError(f"{type(self).__name__} is not a gradient flow")
+
+    def gradient_flow_form(self):
+        """``(U, kT, gamma)`` with ``f = -grad U / gamma`` and ``D = g g^T = 2 kT / gamma I`` (gradient flows)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a gradient flow")
+
+    # ------------------------------------------------------------------ affine marginals (affine_marginal = True)
+    def marginal_coef(self, t):
+        """``(a, b, std)``: ``X_t | X_0 = x0 ~ N(a x0 + b, std^2 I)``; ``a``, ``std`` like ``t``, ``b`` of shape
+        ``t.shape + (dim,)`` (``b = (1 - a) c``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no isotropic affine marginal")
+
+    def affine_coef(self, t):
+        """``(k(t), g(t))`` with ``f = -k (x - c)`` and diffusion ``g I`` (so ``div f = -dim k``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no isotropic affine marginal")
+
+    @property
+    def center(self) -> np.ndarray:
+        """``c`` of :meth:`marginal_coef`: the point the drift pulls towards (zeros for VP/VE)."""
+        return np.zeros(self.dim)
+
+    def prior(self):
+        """The reference law at ``T`` that samplers start from (affine-marginal SDEs)."""
+        raise NotImplementedError(f"{type(self).__name__} has no prior")
+
+    def numba_marginal_coef(self, jit=_default_jit):
+        """Numba kernel ``coef(t) -> (a, v)`` with ``X_t | x0 ~ N(a x0 + (1 - a) c, v I)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no isotropic affine marginal")
+
+    def with_dim(self, dim: int) -> SDE:
+        """The same law in ``dim`` dimensions (``dimension_free`` SDEs)."""
+        if dim == self.dim:
+            return self
+        raise ValueError(f"dimension mismatch: {type(self).__name__} has dim={self.dim}, asked for dim={dim}")
 
     # ------------------------------------------------------------------ derived SDEs
     def reverse(self, score) -> SDE:
@@ -148,35 +316,12 @@ class SDE(abc.ABC):
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n_paths, {self.dim}), got {tuple(x.shape)}")
 
-    def __repr__(self) -> str:  # pragma: no cover - cosmetic
-        return f"{type(self).__name__}(dim={self.dim})"
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={_short(v)}" for k, v in self.params().items())
+        return f"{type(self).__name__}({inner})"
 
 
-def as_float_array(value, name: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return arr
-
-
-def check_psd(mat: np.ndarray, name: str) -> None:
-    """Raise ``ValueError`` unless ``mat @ mat.T`` is a valid diffusion (real, finite)."""
-    if mat.ndim == 0:
-        if mat < 0:
-            raise ValueError(f"{name} must be >= 0, got {float(mat)}")
-        return
-    if mat.ndim == 1:
-        bad = np.flatnonzero(mat < 0)
-        if bad.size:
-            raise ValueError(f"{name} must be >= 0, got {mat[bad[0]]} at index {int(bad[0])}")
-        return
-    if mat.ndim == 2 and mat.shape[0] == mat.shape[1] and np.allclose(mat, mat.T) and not np.allclose(mat, np.diag(np.diag(mat))):
-        # a symmetric matrix given as diffusion must be positive semidefinite
-        w = np.linalg.eigvalsh(mat)
-        if w.min() < -1e-12 * max(1.0, abs(w).max()):
-            raise ValueError(f"{name} is symmetric but not positive semidefinite (min eigenvalue {w.min():.3g})")
-    elif mat.ndim == 2 and mat.shape[0] == mat.shape[1] and np.allclose(mat, np.diag(np.diag(mat))):
-        d = np.diag(mat)
-        bad = np.flatnonzero(d < 0)
-        if bad.size:
-            raise ValueError(f"{name} has a negative diagonal entry {d[bad[0]]} at index {int(bad[0])}")
+def _short(v) -> str:
+    if isinstance(v, np.ndarray):
+        return repr(v.tolist()) if v.size <= 16 else f"<array {v.shape}>"
+    return repr(v)

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 from numba.core.registry import CPUDispatcher
 
-from .._jit import jit
+from .._jit import jit as _default_jit
 from .base import NOISE_TYPES, SDE, NumbaFace
 
 
@@ -22,8 +22,6 @@ class FunctionSDE(SDE):
     ``time_homogeneous=True`` declares that neither function depends on ``t`` (the Fokker–Planck solver then
     factorizes its operator once); it is not checked, so leave it ``False`` unless it is true.
     """
-
-    methods = ("euler_maruyama", "milstein")
 
     def __init__(self, drift, diffusion, dim: int, noise_type: str = "diagonal", noise_dim: int | None = None,
                  additive: bool = False, diffusion_dx=None, time_homogeneous: bool = False):
@@ -58,9 +56,20 @@ class FunctionSDE(SDE):
         self._diffusion_dx = diffusion_dx
         self.additive = bool(additive)
         self.time_homogeneous = bool(time_homogeneous)
+        self.is_ode = self._const == 0.0  # a zero constant diffusion declares an ODE (Heun applies)
         self.has_numba_face = isinstance(drift, CPUDispatcher) and (
             self._const is not None or isinstance(diffusion, CPUDispatcher)
         ) and noise_type != "general"
+
+    def params(self) -> dict:
+        return {"drift": self._drift, "diffusion": self._diffusion if self._const is None else self._const,
+                "dim": self.dim, "noise_type": self.noise_type,
+                "noise_dim": self.noise_dim if self.noise_type == "general" else None, "additive": self.additive,
+                "diffusion_dx": self._diffusion_dx, "time_homogeneous": self.time_homogeneous}
+
+    @property
+    def has_diffusion_dx(self) -> bool:
+        return self._const is not None or self._diffusion_dx is not None
 
     def drift(self, x, t):
         return self._drift(x, t)
@@ -77,11 +86,11 @@ class FunctionSDE(SDE):
             raise NotImplementedError("Milstein needs diffusion_dx=callable for a state-dependent diffusion")
         return self._diffusion_dx(x, t)
 
-    def numba_face(self) -> NumbaFace:
+    def numba_face(self, jit=_default_jit) -> NumbaFace:
         if not self.has_numba_face:
             raise NotImplementedError("FunctionSDE has a Numba face only when drift/diffusion are numba.njit functions")
         d = self.dim
-        f = self._drift
+        f = _user(self._drift, jit)
         c = self._const
 
         def drift(x, t, out):
@@ -100,7 +109,7 @@ class FunctionSDE(SDE):
                     out[i] = 0.0
 
             return NumbaFace(jit(drift), jit(diffusion), jit(diffusion_dx))
-        g = self._diffusion
+        g = _user(self._diffusion, jit)
 
         def diffusion(x, t, out):
             r = g(x.reshape((1, d)), t)
@@ -109,6 +118,7 @@ class FunctionSDE(SDE):
 
         gdx = self._diffusion_dx
         if isinstance(gdx, CPUDispatcher):
+            gdx = _user(gdx, jit)
 
             def diffusion_dx(x, t, out):
                 r = gdx(x.reshape((1, d)), t)
@@ -117,3 +127,8 @@ class FunctionSDE(SDE):
 
             return NumbaFace(jit(drift), jit(diffusion), jit(diffusion_dx))
         return NumbaFace(jit(drift), jit(diffusion))
+
+
+def _user(dispatcher, jit):
+    """The user's jitted function recompiled by the driver's ``jit`` (so it is inlined into the fused kernel)."""
+    return jit(dispatcher.py_func)

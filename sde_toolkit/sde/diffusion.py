@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit as _default_jit
 from .base import SDE, NumbaFace
 from .distributions import Gaussian
 
@@ -112,10 +112,24 @@ class VPSDE(SDE):
 
     has_numba_face = True
     linear = True
-    methods = ("euler_maruyama", "milstein", "exact")
+    has_exact_step = True
+    affine_marginal = True
+    dimension_free = True
     T = 1.0
+    _fields = ("beta_min", "beta_max", "dim", "ddpm_betas", "ddpm_mapping")
 
-    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, dim: int = 1):
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, dim: int = 1, *, ddpm_betas=None,
+                 ddpm_mapping: str | None = None):
+        if ddpm_betas is not None:
+            b = _check_betas(ddpm_betas, increasing=True)
+            N = b.size
+            if ddpm_mapping == "first_order":
+                rates = N * b
+            elif ddpm_mapping == "exact":
+                rates = -N * np.log1p(-b)
+            else:
+                raise ValueError(f"mapping must be 'first_order' or 'exact', got {ddpm_mapping!r}")
+            beta_min, beta_max = float(rates.min()), float(rates.max())
         beta_min, beta_max = float(beta_min), float(beta_max)
         if not (math.isfinite(beta_min) and math.isfinite(beta_max) and 0 < beta_min <= beta_max):
             raise ValueError(f"VPSDE needs 0 < beta_min <= beta_max, got beta_min={beta_min}, beta_max={beta_max}")
@@ -126,9 +140,9 @@ class VPSDE(SDE):
         self.noise_type = "diagonal"
         self.noise_dim = self.dim
         self.additive = True
-        self.ddpm_betas: np.ndarray | None = None
-        self.ddpm_mapping: str | None = None
-        self._rates: np.ndarray | None = None  # piecewise-constant beta(t) on the N cells
+        self.ddpm_betas: np.ndarray | None = None if ddpm_betas is None else b.copy()
+        self.ddpm_mapping: str | None = None if ddpm_betas is None else ddpm_mapping
+        self._rates: np.ndarray | None = None if ddpm_betas is None else rates  # piecewise-constant beta(t)
 
     @classmethod
     def from_ddpm_betas(cls, betas, dim: int = 1, mapping: str = "first_order", check_prior: bool = True) -> VPSDE:
@@ -143,29 +157,20 @@ class VPSDE(SDE):
         ``betas`` must lie in (0, 1) and be non-decreasing. Warns (:class:`ScheduleWarning`) when
         ``alpha_bar_N > 1e-3`` unless ``check_prior=False``.
         """
-        b = _check_betas(betas, increasing=True)
-        N = b.size
-        if mapping == "first_order":
-            rates = N * b
-        elif mapping == "exact":
-            rates = -N * np.log1p(-b)
-        else:
+        if mapping not in ("first_order", "exact"):
             raise ValueError(f"mapping must be 'first_order' or 'exact', got {mapping!r}")
-        sde = cls(beta_min=float(rates.min()), beta_max=float(rates.max()), dim=dim)
-        sde.ddpm_betas = b.copy()
-        sde.ddpm_mapping = mapping
-        sde._rates = rates
+        sde = cls(dim=dim, ddpm_betas=betas, ddpm_mapping=mapping)
         if check_prior:
-            DDPMSchedule.from_betas(b).check_prior(stacklevel=3)
+            DDPMSchedule.from_betas(sde.ddpm_betas).check_prior(stacklevel=3)
         return sde
 
+    def params(self) -> dict:
+        if self.ddpm_betas is not None:  # beta_min/max are derived from the betas then
+            return {"dim": self.dim, "ddpm_betas": self.ddpm_betas, "ddpm_mapping": self.ddpm_mapping}
+        return {"beta_min": self.beta_min, "beta_max": self.beta_max, "dim": self.dim}
+
     def with_dim(self, dim: int) -> VPSDE:
-        new = VPSDE(self.beta_min, self.beta_max, dim)
-        if self.ddpm_betas is not None:
-            new.ddpm_betas = self.ddpm_betas.copy()
-            new.ddpm_mapping = self.ddpm_mapping
-            new._rates = self._rates.copy()
-        return new
+        return self if dim == self.dim else self.replace(dim=dim)
 
     def __repr__(self):
         if self.ddpm_betas is not None:
@@ -218,6 +223,15 @@ class VPSDE(SDE):
         B = self.integrated_beta(t)
         x0 = np.asarray(x0, dtype=np.float64)
         return x0 * np.exp(-0.5 * self._coef(B, x0)), np.sqrt(-np.expm1(-B))
+
+    def marginal_coef(self, t):
+        t = np.asarray(t, dtype=np.float64)
+        B = self.integrated_beta(t)
+        return np.exp(-0.5 * B), np.zeros((*t.shape, self.dim)), np.sqrt(-np.expm1(-B))
+
+    def affine_coef(self, t):
+        b = np.asarray(self.beta(t), dtype=np.float64)
+        return 0.5 * b, np.sqrt(b)
 
     def prior(self) -> Gaussian:
         return Gaussian(np.zeros(self.dim), np.eye(self.dim))
@@ -282,7 +296,7 @@ class VPSDE(SDE):
             return False
         return True
 
-    def numba_schedule(self):
+    def numba_schedule(self, jit=_default_jit):
         """Numba kernels ``(beta(t), B(t))`` of the schedule and its integral ``B(t) = int_0^t beta``."""
         if self._rates is not None:
             nb = self._rates.copy()
@@ -307,10 +321,10 @@ class VPSDE(SDE):
 
         return jit(beta), jit(intb)
 
-    def numba_marginal_coef(self):
+    def numba_marginal_coef(self, jit=_default_jit):
         """Numba kernel ``coef(t) -> (a, v)``: ``X_t | X_0 = x0 ~ N(a x0, v I)`` with ``a = e^{-B/2}``,
         ``v = 1 - e^{-B}`` (the closed form :meth:`marginal` evaluates, for per-particle kernels)."""
-        _, intb = self.numba_schedule()
+        _, intb = self.numba_schedule(jit)
 
         def coef(t):
             B = intb(t)
@@ -318,9 +332,9 @@ class VPSDE(SDE):
 
         return jit(coef)
 
-    def numba_face(self) -> NumbaFace:
+    def numba_face(self, jit=_default_jit) -> NumbaFace:
         d = self.dim
-        beta, intb = self.numba_schedule()
+        beta, intb = self.numba_schedule(jit)
 
         def drift(x, t, out):
             c = -0.5 * beta(t)
@@ -359,8 +373,11 @@ class VESDE(SDE):
 
     has_numba_face = True
     linear = True
-    methods = ("euler_maruyama", "milstein", "exact")
+    has_exact_step = True
+    affine_marginal = True
+    dimension_free = True
     T = 1.0
+    _fields = ("sigma_min", "sigma_max", "dim")
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, dim: int = 1):
         sigma_min, sigma_max = float(sigma_min), float(sigma_max)
@@ -376,7 +393,7 @@ class VESDE(SDE):
         self._log_ratio = math.log(sigma_max / sigma_min)
 
     def with_dim(self, dim: int) -> VESDE:
-        return VESDE(self.sigma_min, self.sigma_max, dim)
+        return self if dim == self.dim else self.replace(dim=dim)
 
     def __repr__(self):
         return f"VESDE(sigma_min={self.sigma_min}, sigma_max={self.sigma_max}, dim={self.dim})"
@@ -401,6 +418,15 @@ class VESDE(SDE):
         var = self.sigma_min**2 * np.expm1(2.0 * self._log_ratio * np.asarray(t, dtype=np.float64))
         return x0.copy(), np.sqrt(var)
 
+    def marginal_coef(self, t):
+        t = np.asarray(t, dtype=np.float64)
+        std = self.sigma_min * np.sqrt(np.expm1(2.0 * self._log_ratio * t))
+        return np.ones_like(t), np.zeros((*t.shape, self.dim)), std
+
+    def affine_coef(self, t):
+        t = np.asarray(t, dtype=np.float64)
+        return np.zeros_like(t), np.asarray(self.g(t), dtype=np.float64)
+
     def prior(self) -> Gaussian:
         return Gaussian(np.zeros(self.dim), self.sigma_max**2 * np.eye(self.dim))
 
@@ -408,7 +434,7 @@ class VESDE(SDE):
         s2 = float(self.sigma(t + h) ** 2 - self.sigma(t) ** 2)
         return x + math.sqrt(max(s2, 0.0)) * z[:, : self.dim]
 
-    def numba_marginal_coef(self):
+    def numba_marginal_coef(self, jit=_default_jit):
         """Numba kernel ``coef(t) -> (a, v)``: ``X_t | X_0 = x0 ~ N(a x0, v I)``, ``a = 1``,
         ``v = sigma_min^2 (e^{2 t log(sigma_max/sigma_min)} - 1)``."""
         smin2, lr2 = self.sigma_min**2, 2.0 * self._log_ratio
@@ -418,7 +444,7 @@ class VESDE(SDE):
 
         return jit(coef)
 
-    def numba_face(self) -> NumbaFace:
+    def numba_face(self, jit=_default_jit) -> NumbaFace:
         d = self.dim
         smin, lr = self.sigma_min, self._log_ratio
         c = math.sqrt(2.0 * lr)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import scipy.linalg as sla
 
-from .._jit import jit
+from .._jit import jit as _default_jit
 from .base import SDE, NumbaFace, as_float_array, check_psd
 from .distributions import Gaussian
 
@@ -37,13 +37,15 @@ class OrnsteinUhlenbeck(SDE):
         dim: dimension when every parameter is scalar (default 1).
 
     Facts: linear, additive; marginal ``N(mu + e^{-theta t}(x0 - mu), int_0^t e^{-theta s} S e^{-theta^T s} ds)``
-    with ``S = sigma sigma^T``; the stationary covariance solves ``theta P + P theta^T = S``.
+    with ``S = sigma sigma^T``; the stationary covariance solves ``theta P + P theta^T = S``. With scalar
+    ``theta`` and ``sigma`` the marginal is isotropic and affine (``affine_marginal``), which score models use.
     """
 
     has_numba_face = True
     time_homogeneous = True
     linear = True
-    methods = ("euler_maruyama", "milstein", "exact")
+    has_exact_step = True
+    _fields = ("theta", "sigma", "mu", "dim")
 
     def __init__(self, theta, sigma, mu=0.0, dim: int | None = None):
         theta = as_float_array(theta, "theta")
@@ -64,8 +66,9 @@ class OrnsteinUhlenbeck(SDE):
         check_psd(sigma, "sigma")
         self.dim = d
         self.scalar_params = theta.ndim == 0 and sigma.ndim == 0
+        self.affine_marginal = self.scalar_params
         self.theta_param, self.sigma_param, self.mu_param = theta, sigma, mu
-        self.theta = theta * np.eye(d) if theta.ndim == 0 else theta
+        self.theta_matrix = theta * np.eye(d) if theta.ndim == 0 else theta
         self.mu = np.broadcast_to(mu, (d,)).astype(np.float64).copy()
         if sigma.ndim == 2:
             if sigma.shape[0] != d:
@@ -73,18 +76,30 @@ class OrnsteinUhlenbeck(SDE):
             if sigma.shape[1] == d and np.allclose(sigma, np.diag(np.diag(sigma))):
                 self.noise_type = "diagonal"
                 self.sigma_vec = np.diag(sigma).copy()
-                self.sigma = sigma
+                self.sigma_matrix = sigma
             else:
                 self.noise_type = "general"
-                self.sigma = sigma
+                self.sigma_matrix = sigma
                 self.sigma_vec = None
         else:
             self.noise_type = "diagonal"
             self.sigma_vec = np.broadcast_to(sigma, (d,)).astype(np.float64).copy()
-            self.sigma = np.diag(self.sigma_vec)
-        self.noise_dim = self.sigma.shape[1]
+            self.sigma_matrix = np.diag(self.sigma_vec)
+        self.noise_dim = self.sigma_matrix.shape[1]
         self.additive = True
-        self.theta_is_diag = bool(np.allclose(self.theta, np.diag(np.diag(self.theta))))
+        self.theta_is_diag = bool(np.allclose(self.theta_matrix, np.diag(np.diag(self.theta_matrix))))
+
+    # the constructor parameters as given (scalars stay scalars): what params()/replace()/configs read
+    @property
+    def theta(self):
+        return self.theta_param
+
+    @property
+    def sigma(self):
+        return self.sigma_param
+
+    def params(self) -> dict:
+        return {"theta": self.theta_param, "sigma": self.sigma_param, "mu": self.mu_param, "dim": self.dim}
 
     def __repr__(self):
         return f"OrnsteinUhlenbeck(theta={self.theta_param.tolist()}, sigma={self.sigma_param.tolist()}, mu={self.mu_param.tolist()}, dim={self.dim})"
@@ -92,13 +107,13 @@ class OrnsteinUhlenbeck(SDE):
     # batched face
     def drift(self, x, t):
         if self.theta_is_diag:
-            return -(x - self.mu) * np.diag(self.theta)
-        return -(x - self.mu) @ self.theta.T
+            return -(x - self.mu) * np.diag(self.theta_matrix)
+        return -(x - self.mu) @ self.theta_matrix.T
 
     def diffusion(self, x, t):
         n = x.shape[0]
         if self.noise_type == "general":
-            return np.broadcast_to(self.sigma, (n, *self.sigma.shape))
+            return np.broadcast_to(self.sigma_matrix, (n, *self.sigma_matrix.shape))
         return np.broadcast_to(self.sigma_vec, (n, self.dim))
 
     def diffusion_dx(self, x, t):
@@ -106,7 +121,7 @@ class OrnsteinUhlenbeck(SDE):
 
     # closed forms
     def _transition(self, h: float):
-        S = self.sigma @ self.sigma.T
+        S = self.sigma_matrix @ self.sigma_matrix.T
         if self.scalar_params:
             th = float(self.theta_param)
             F = math.exp(-th * h) * np.eye(self.dim)
@@ -115,18 +130,18 @@ class OrnsteinUhlenbeck(SDE):
             else:
                 var = S[0, 0] * (-math.expm1(-2.0 * th * h)) / (2.0 * th)
             return F, var * np.eye(self.dim)
-        if abs(h) * np.linalg.norm(self.theta, 2) > 1.0 and self._stable():
+        if abs(h) * np.linalg.norm(self.theta_matrix, 2) > 1.0 and self._stable():
             # Van Loan's block exponential contains e^{+theta^T t}: for large t it overflows or cancels
             # catastrophically. With a stationary covariance P, Q(t) = P - F P F^T holds exactly and is
             # well conditioned once t is not small (small t keeps Van Loan, where it is accurate).
-            F = sla.expm(-self.theta * h)
+            F = sla.expm(-self.theta_matrix * h)
             P = self.stationary_cov()
             Q = P - F @ P @ F.T
             return F, 0.5 * (Q + Q.T)
-        return _van_loan(self.theta, S, h)
+        return _van_loan(self.theta_matrix, S, h)
 
     def _stable(self) -> bool:
-        return bool(np.all(np.linalg.eigvals(self.theta).real > 0))
+        return bool(np.all(np.linalg.eigvals(self.theta_matrix).real > 0))
 
     def marginal(self, x0, t):
         """``(mean, std)`` for scalar theta and sigma, else ``(mean, cov)``; ``mean`` has x0's shape."""
@@ -140,11 +155,37 @@ class OrnsteinUhlenbeck(SDE):
             return mean, math.sqrt(Q[0, 0])
         return mean, Q
 
-    def numba_marginal_coef(self):
+    # affine-marginal capability (scalar theta and sigma): X_t | x0 ~ N(e^{-theta t} x0 + (1 - e^{-theta t}) mu, v I)
+    def _require_isotropic(self):
+        if not self.scalar_params:
+            raise ValueError("this needs scalar theta and sigma (an isotropic affine marginal); "
+                             f"{self!r} has matrix parameters")
+
+    def marginal_coef(self, t):
+        self._require_isotropic()
+        t = np.asarray(t, dtype=np.float64)
+        th, s2 = float(self.theta_param), float(self.sigma_param) ** 2
+        a = np.exp(-th * t)
+        var = s2 * t if th == 0.0 else s2 * (-np.expm1(-2.0 * th * t)) / (2.0 * th)
+        return a, (1.0 - a)[..., None] * self.mu, np.sqrt(var)
+
+    def affine_coef(self, t):
+        self._require_isotropic()
+        t = np.asarray(t, dtype=np.float64)
+        return np.full(t.shape, float(self.theta_param)), np.full(t.shape, float(self.sigma_param))
+
+    @property
+    def center(self) -> np.ndarray:
+        return self.mu.copy()
+
+    def prior(self) -> Gaussian:
+        """The stationary law ``N(mu, sigma^2 / (2 theta) I)``: the reference a reverse-time sampler starts from."""
+        return self.stationary()
+
+    def numba_marginal_coef(self, jit=_default_jit):
         """Numba kernel ``coef(t) -> (a, v)`` for scalar theta and sigma: ``X_t | X_0 = x0 ~
         N(mu + a (x0 - mu), v I)`` with ``a = e^{-theta t}``, ``v = sigma^2 (1 - e^{-2 theta t}) / (2 theta)``."""
-        if not self.scalar_params:
-            raise ValueError("numba_marginal_coef needs scalar theta and sigma (isotropic marginals)")
+        self._require_isotropic()
         th, s2 = float(self.theta_param), float(self.sigma_param) ** 2
 
         def coef(t):
@@ -155,11 +196,11 @@ class OrnsteinUhlenbeck(SDE):
         return jit(coef)
 
     def stationary_cov(self) -> np.ndarray:
-        w = np.linalg.eigvals(self.theta)
+        w = np.linalg.eigvals(self.theta_matrix)
         if np.any(w.real <= 0):
             raise ValueError(f"OU has no stationary law: theta has eigenvalues {w} with real part <= 0")
-        S = self.sigma @ self.sigma.T
-        P = sla.solve_continuous_lyapunov(self.theta, S)
+        S = self.sigma_matrix @ self.sigma_matrix.T
+        P = sla.solve_continuous_lyapunov(self.theta_matrix, S)
         return 0.5 * (P + P.T)
 
     def stationary(self) -> Gaussian:
@@ -175,14 +216,14 @@ class OrnsteinUhlenbeck(SDE):
         return self.dim
 
     # numba face
-    def numba_face(self) -> NumbaFace:
+    def numba_face(self, jit=_default_jit) -> NumbaFace:
         d = self.dim
         mu = self.mu.copy()
-        theta = self.theta.copy()
-        sig = self.sigma.copy()
+        theta = self.theta_matrix.copy()
+        sig = self.sigma_matrix.copy()
         m = self.noise_dim
         if self.theta_is_diag:
-            th = np.diag(self.theta).copy()
+            th = np.diag(self.theta_matrix).copy()
 
             def drift(x, t, out):
                 for i in range(d):

@@ -1,20 +1,21 @@
 """Potentials ``V(x)`` with an exact gradient, on ``(n, dim)`` arrays, plus a Numba face.
 
 Every potential provides ``energy(x) -> (n,)`` and ``grad(x) -> (n, dim)`` (NumPy), and
-``numba_energy()`` / ``numba_grad()`` returning per-point Numba kernels ``energy(x_row) -> float`` and
-``grad(x_row, out_row)``. ``dim`` is ``None`` for coordinate-wise potentials that work in any dimension
-(a sum over coordinates).
+``numba_energy(jit)`` / ``numba_grad(jit)`` returning per-point kernels ``energy(x_row) -> float`` and
+``grad(x_row, out_row)`` compiled by the given ``jit`` (the project's plain jit by default; the drivers pass
+their inlining jit). ``dim`` is ``None`` for coordinate-wise potentials that work in any dimension (a sum over
+coordinates). Potentials are frozen and value-hashed like the SDEs (:class:`~sde_toolkit.sde.base.Model`).
 """
 
 from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit as _default_jit
+from .base import Model
 
 __all__ = [
     "Potential",
@@ -24,14 +25,25 @@ __all__ = [
     "MullerBrown",
     "ExpressionPotential",
     "from_expression",
+    "ScorePotential",
 ]
 
 
-class Potential(abc.ABC):
-    """Abstract potential energy ``V: R^dim -> R``."""
+def _num(value, name: str, positive: bool = False) -> float:
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or (positive and not v > 0):
+        raise ValueError(f"{name} must be a {'positive ' if positive else ''}finite number, got {value!r}")
+    return v
+
+
+class Potential(Model, abc.ABC):
+    """Abstract potential energy ``V: R^dim -> R`` (frozen, value-hashed)."""
 
     dim: int | None = None
     has_numba_face = True
+    has_energy = True
 
     @abc.abstractmethod
     def energy(self, x) -> np.ndarray: ...
@@ -40,10 +52,13 @@ class Potential(abc.ABC):
     def grad(self, x) -> np.ndarray: ...
 
     @abc.abstractmethod
-    def numba_energy(self): ...
+    def numba_energy(self, jit=_default_jit): ...
 
     @abc.abstractmethod
-    def numba_grad(self): ...
+    def numba_grad(self, jit=_default_jit): ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self.params().items()) + ")"
 
     def _as2d(self, x) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -60,16 +75,14 @@ class Potential(abc.ABC):
             raise ValueError(f"{type(self).__name__} is {self.dim}-dimensional, not {dim}-dimensional")
 
 
-@dataclass(frozen=True)
 class Harmonic(Potential):
     """``V(x) = k/2 |x - center|^2`` (``k``, ``center`` scalars; any dimension)."""
 
-    k: float = 1.0
-    center: float = 0.0
+    _fields = ("k", "center")
 
-    def __post_init__(self):
-        if not (math.isfinite(self.k) and self.k > 0):
-            raise ValueError(f"Harmonic: k must be a positive finite number, got {self.k}")
+    def __init__(self, k: float = 1.0, center: float = 0.0):
+        self.k = _num(k, "Harmonic: k", positive=True)
+        self.center = _num(center, "Harmonic: center")
 
     def energy(self, x):
         x = self._as2d(x)
@@ -79,7 +92,7 @@ class Harmonic(Potential):
         x = self._as2d(x)
         return self.k * (x - self.center)
 
-    def numba_energy(self):
+    def numba_energy(self, jit=_default_jit):
         k, c = float(self.k), float(self.center)
 
         def energy(x):
@@ -90,7 +103,7 @@ class Harmonic(Potential):
 
         return jit(energy)
 
-    def numba_grad(self):
+    def numba_grad(self, jit=_default_jit):
         k, c = float(self.k), float(self.center)
 
         def grad(x, out):
@@ -100,16 +113,14 @@ class Harmonic(Potential):
         return jit(grad)
 
 
-@dataclass(frozen=True)
 class DoubleWell(Potential):
     """``V(x) = a (x^2 - b)^2`` in 1-D; the sum over coordinates in nD. Minima at ``+-sqrt(b)``, barrier ``a b^2``."""
 
-    a: float = 1.0
-    b: float = 1.0
+    _fields = ("a", "b")
 
-    def __post_init__(self):
-        if not (math.isfinite(self.a) and self.a > 0 and math.isfinite(self.b)):
-            raise ValueError(f"DoubleWell: need a > 0 and finite b, got a={self.a}, b={self.b}")
+    def __init__(self, a: float = 1.0, b: float = 1.0):
+        self.a = _num(a, "DoubleWell: a", positive=True)
+        self.b = _num(b, "DoubleWell: b")
 
     def energy(self, x):
         x = self._as2d(x)
@@ -119,7 +130,7 @@ class DoubleWell(Potential):
         x = self._as2d(x)
         return 4.0 * self.a * x * (x**2 - self.b)
 
-    def numba_energy(self):
+    def numba_energy(self, jit=_default_jit):
         a, b = float(self.a), float(self.b)
 
         def energy(x):
@@ -130,7 +141,7 @@ class DoubleWell(Potential):
 
         return jit(energy)
 
-    def numba_grad(self):
+    def numba_grad(self, jit=_default_jit):
         a4, b = 4.0 * float(self.a), float(self.b)
 
         def grad(x, out):
@@ -142,6 +153,8 @@ class DoubleWell(Potential):
 
 class GaussianMixture(Potential):
     """``V(x) = -log sum_k w_k N(x; m_k, C_k)`` (normalized weights), so ``exp(-V)`` is the mixture density."""
+
+    _fields = ("weights", "means", "covs")
 
     def __init__(self, weights, means, covs):
         w = np.asarray(weights, dtype=np.float64)
@@ -197,7 +210,7 @@ class GaussianMixture(Potential):
     # the sum ``s = sum_k exp(lc_k - mx)`` (and, for the gradient, ``sum_k exp(lc_k - mx) P_k (x - m_k)`` in
     # ``out``); when a larger ``lc`` arrives, what was accumulated is rescaled by ``exp(mx_old - mx_new)``. Terms
     # are never exponentiated unshifted, so far-apart components do not underflow to ``log(0)``.
-    def numba_energy(self):
+    def numba_energy(self, jit=_default_jit):
         means, precs, log_norm = self.means.copy(), self.precs.copy(), self.log_norm.copy()
         K, d = means.shape
 
@@ -220,7 +233,7 @@ class GaussianMixture(Potential):
 
         return jit(energy)
 
-    def numba_grad(self):
+    def numba_grad(self, jit=_default_jit):
         means, precs, log_norm = self.means.copy(), self.precs.copy(), self.log_norm.copy()
         K, d = means.shape
 
@@ -260,7 +273,6 @@ class GaussianMixture(Potential):
         return jit(grad)
 
 
-@dataclass(frozen=True)
 class MullerBrown(Potential):
     """The Müller–Brown potential (2-D), ``scale`` times the classic parameters (Müller & Brown 1979).
 
@@ -268,14 +280,17 @@ class MullerBrown(Potential):
     ``scale=0.1`` or a high ``kT`` are common choices for sampling.
     """
 
-    scale: float = 1.0
-    dim: int = field(default=2, init=False)
-    A: tuple = field(default=(-200.0, -100.0, -170.0, 15.0), init=False, repr=False)
-    a: tuple = field(default=(-1.0, -1.0, -6.5, 0.7), init=False, repr=False)
-    b: tuple = field(default=(0.0, 0.0, 11.0, 0.6), init=False, repr=False)
-    c: tuple = field(default=(-10.0, -10.0, -6.5, 0.7), init=False, repr=False)
-    x0: tuple = field(default=(1.0, 0.0, -0.5, -1.0), init=False, repr=False)
-    y0: tuple = field(default=(0.0, 0.5, 1.5, 1.0), init=False, repr=False)
+    _fields = ("scale",)
+    dim = 2
+    A = (-200.0, -100.0, -170.0, 15.0)
+    a = (-1.0, -1.0, -6.5, 0.7)
+    b = (0.0, 0.0, 11.0, 0.6)
+    c = (-10.0, -10.0, -6.5, 0.7)
+    x0 = (1.0, 0.0, -0.5, -1.0)
+    y0 = (0.0, 0.5, 1.5, 1.0)
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = _num(scale, "MullerBrown: scale", positive=True)
 
     def _terms(self, x):
         A, a, b, c, x0, y0 = (np.asarray(v)[None] for v in (self.A, self.a, self.b, self.c, self.x0, self.y0))
@@ -299,7 +314,7 @@ class MullerBrown(Potential):
     def _arrays(self):
         return tuple(np.array(v, dtype=np.float64) for v in (self.A, self.a, self.b, self.c, self.x0, self.y0))
 
-    def numba_energy(self):
+    def numba_energy(self, jit=_default_jit):
         A, a, b, c, x0, y0 = self._arrays()
         s = float(self.scale)
 
@@ -313,7 +328,7 @@ class MullerBrown(Potential):
 
         return jit(energy)
 
-    def numba_grad(self):
+    def numba_grad(self, jit=_default_jit):
         A, a, b, c, x0, y0 = self._arrays()
         s = float(self.scale)
 
@@ -339,6 +354,8 @@ class ExpressionPotential(Potential):
         expression: a string such as ``"0.1*x**2 - log(0.2 + cos(2*x)**2)"``.
         variables: coordinate names, one per dimension (``("x",)``, ``("x", "y")``, ``("x", "y", "z")``).
     """
+
+    _fields = ("expression", "variables")
 
     def __init__(self, expression: str, variables=("x",)):
         import sympy as sp
@@ -373,15 +390,6 @@ class ExpressionPotential(Potential):
     def __repr__(self):
         return f"from_expression({self.expression!r}, variables={self.variables})"
 
-    def __eq__(self, other):
-        return isinstance(other, ExpressionPotential) and (self.expression, self.variables) == (
-            other.expression,
-            other.variables,
-        )
-
-    def __hash__(self):
-        return hash((self.expression, self.variables))
-
     def energy(self, x):
         x = self._as2d(x)
         cols = [x[:, i] for i in range(self.dim)]
@@ -395,22 +403,22 @@ class ExpressionPotential(Potential):
             out[:, i] = g(*cols)
         return out
 
-    def _scalar_funcs(self):
+    def _scalar_funcs(self, jit):
         import sympy as sp
 
         f = jit(sp.lambdify(self._syms, self._expr, modules="math"))
         gs = tuple(jit(sp.lambdify(self._syms, g, modules="math")) for g in self._grad_exprs)
         return f, gs
 
-    def numba_energy(self):
-        f, _ = self._scalar_funcs()
+    def numba_energy(self, jit=_default_jit):
+        f, _ = self._scalar_funcs(jit)
         args = ", ".join(f"x[{i}]" for i in range(self.dim))
         ns = {"f": f}
         exec(f"def energy(x):\n    return f({args})\n", ns)
         return jit(ns["energy"])
 
-    def numba_grad(self):
-        _, gs = self._scalar_funcs()
+    def numba_grad(self, jit=_default_jit):
+        _, gs = self._scalar_funcs(jit)
         args = ", ".join(f"x[{i}]" for i in range(self.dim))
         ns = {f"g{i}": g for i, g in enumerate(gs)}
         body = "".join(f"    out[{i}] = g{i}({args})\n" for i in range(self.dim))
@@ -425,3 +433,44 @@ def from_expression(expression: str, variables=("x",)) -> ExpressionPotential:
     ``from_expression("(x**2-1)**2 + y**2", variables=("x", "y"))``.
     """
     return ExpressionPotential(expression, variables)
+
+
+class ScorePotential(Potential):
+    """The potential of a score: ``grad V(x) = -score(x)`` (or ``-score(x, t)`` at a fixed ``t``), so Langevin
+    dynamics at ``kT = 1`` samples the density whose score it is. Only the gradient exists (no energy, no Numba
+    face): ULA and BAOAB work, MALA (which needs ``V``) does not.
+
+    Args:
+        score: a callable ``score(x) -> (n, dim)`` or ``score(x, t) -> (n, dim)`` on NumPy arrays.
+        t: the time or noise level passed to a two-argument score.
+        dim: the dimension, when known.
+    """
+
+    _fields = ("score", "t", "dim")
+    has_numba_face = False
+    has_energy = False
+
+    def __init__(self, score, t: float | None = None, dim: int | None = None):
+        if not callable(score):
+            raise TypeError(f"score must be callable, got {type(score).__name__}")
+        self.score = score
+        self.t = None if t is None else float(t)
+        self.dim = None if dim is None else int(dim)
+
+    def energy(self, x):
+        raise NotImplementedError("a score gives only grad V, not the energy V (MALA's accept/reject needs V): "
+                                  "pass a Potential, or use method='ula' or 'baoab' with a score")
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        s = self.score(x) if self.t is None else self.score(x, self.t)
+        s = np.asarray(s, dtype=np.float64)
+        if s.shape != x.shape:
+            raise ValueError(f"score returned shape {s.shape} for x of shape {x.shape}")
+        return -s
+
+    def numba_energy(self, jit=_default_jit):
+        raise NotImplementedError("ScorePotential has no Numba face")
+
+    def numba_grad(self, jit=_default_jit):
+        raise NotImplementedError("ScorePotential has no Numba face")

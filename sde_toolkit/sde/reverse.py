@@ -1,15 +1,17 @@
 """Reverse-time SDE and probability-flow ODE of a forward SDE, given a score ``s(x, t) ~ grad log p_t(x)``.
 
 A score is any callable ``score(x, t) -> (n, dim)`` on NumPy arrays. A score object that declares
-``has_numba_face = True`` and provides ``numba_score()`` (a Numba kernel ``score(x_row, t, out_row)``) lets
-the reverse SDE run on the fused driver when the forward SDE has a Numba face too.
+``has_numba_face = True`` and provides ``numba_score(jit)`` (a Numba kernel ``score(x_row, t, out_row)``) lets
+the reverse SDE run on the fused driver when the forward SDE has a Numba face too. Reverse SDEs are frozen and
+value-hashed like every SDE: equal forward SDEs and equal scores (value-hashed scores such as
+``GaussianMixtureScore``, or the same object) share one compiled kernel.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit as _default_jit
 from .base import SDE, NumbaFace
 
 
@@ -17,7 +19,7 @@ def _score_has_numba(score) -> bool:
     return bool(getattr(score, "has_numba_face", False))
 
 
-def _g2_score_drift(fw: NumbaFace, score, d: int, noise_type: str, scale: float):
+def _g2_score_drift(fw: NumbaFace, score, d: int, noise_type: str, scale: float, jit):
     """Per-particle kernel of ``f - scale g g^T score`` (diagonal or scalar noise), the Numba twin of
     :meth:`ReverseSDE._g2_score` with the same operation order: diagonal ``g_i^2 s_i``, scalar
     ``g_i (sum_j g_j s_j)``. One scratch array of ``2 d`` floats holds ``g`` and ``s``."""
@@ -52,7 +54,7 @@ class ReverseSDE(SDE):
     """
 
     backward = True
-    methods = ("euler_maruyama",)
+    _fields = ("forward", "score")
 
     def __init__(self, forward: SDE, score):
         if not callable(score):
@@ -85,11 +87,18 @@ class ReverseSDE(SDE):
     def diffusion(self, x, t):
         return self.forward.diffusion(x, t)
 
-    def numba_face(self) -> NumbaFace:
+    @property
+    def has_diffusion_dx(self) -> bool:
+        return self.forward.has_diffusion_dx
+
+    def diffusion_dx(self, x, t):
+        return self.forward.diffusion_dx(x, t)
+
+    def numba_face(self, jit=_default_jit) -> NumbaFace:
         if not self.has_numba_face:
             raise NotImplementedError("reverse SDE has no Numba face (forward or score lacks one)")
-        fw = self.forward.numba_face()
-        return NumbaFace(_g2_score_drift(fw, self.score.numba_score(), self.dim, self.noise_type, 1.0),
+        fw = self.forward.numba_face(jit)
+        return NumbaFace(_g2_score_drift(fw, self.score.numba_score(jit), self.dim, self.noise_type, 1.0, jit),
                          fw.diffusion, fw.diffusion_dx)
 
 
@@ -101,7 +110,7 @@ class ProbabilityFlowODE(SDE):
 
     backward = True
     is_ode = True
-    methods = ("euler_maruyama", "heun")
+    _fields = ("forward", "score")
 
     def __init__(self, forward: SDE, score):
         if not callable(score):
@@ -124,11 +133,11 @@ class ProbabilityFlowODE(SDE):
     def diffusion(self, x, t):
         return np.zeros(np.shape(x))
 
-    def numba_face(self) -> NumbaFace:
+    def numba_face(self, jit=_default_jit) -> NumbaFace:
         if not self.has_numba_face:
             raise NotImplementedError("probability-flow ODE has no Numba face (forward or score lacks one)")
-        fw = self.forward.numba_face()
-        drift = _g2_score_drift(fw, self.score.numba_score(), self.dim, self.forward.noise_type, 0.5)
+        fw = self.forward.numba_face(jit)
+        drift = _g2_score_drift(fw, self.score.numba_score(jit), self.dim, self.forward.noise_type, 0.5, jit)
         d = self.dim
 
         def diffusion(x, t, out):

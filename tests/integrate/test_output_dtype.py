@@ -10,7 +10,7 @@ import pytest
 import sde_toolkit as st
 from sde_toolkit.sde import potentials as P
 
-sim_mod = importlib.import_module("sde_toolkit.integrate.simulate")  # the module, not the function it exports
+sim_mod = importlib.import_module("sde_toolkit.integrate.driver")  # the driver module owns the frame buffer
 
 
 @pytest.mark.parametrize("driver", ["fused", "batched"])

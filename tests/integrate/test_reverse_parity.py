@@ -73,8 +73,9 @@ def test_probability_flow_fused_matches_batched(name, make, method):
     x0 = _start(fwd)
     kw = dict(t0=T0, t1=T1, dt=h, method=method, progress=False)
     if method == "euler_maruyama":
-        # zero diffusion: the increments must not matter, on either driver
-        kw["increments"] = brownian_increments(8, N_STEPS, N_PATHS, pf.noise_dim, h)
+        # zero diffusion: Euler–Maruyama draws no noise for an ODE (n_normals = 0), on either driver
+        assert st.integrate.get_method(method).n_normals(pf) == 0
+        kw["increments"] = brownian_increments(8, N_STEPS, N_PATHS, 0, h)
     a = st.simulate(pf, x0, driver="fused", **kw)
     b = st.simulate(pf, x0, driver="batched", **kw)
     assert np.all(np.isfinite(a.x))
@@ -93,7 +94,7 @@ class _StandardNormalScore:
     def __call__(self, x, t):
         return -np.asarray(x) / (1.0 + t)
 
-    def numba_score(self):
+    def numba_score(self, jit=jit):
         def score(x, t, out):
             for i in range(x.shape[0]):
                 out[i] = -x[i] / (1.0 + t)

@@ -51,7 +51,7 @@ def test_round_trip_and_h5md_layout(tmp_path, ou):
         np.testing.assert_array_equal(f["particles/all/position/time"][...], ref.t)
         g = f["parameters/sde_toolkit"]
         assert g.attrs["status"] == "complete"
-        assert g.attrs["seed"] == 5 and g.attrs["dt"] == 0.01 and g.attrs["method"] == "euler_maruyama"
+        assert g.attrs["seed"] == "5" and g.attrs["dt"] == 0.01 and g.attrs["method"] == "euler_maruyama"
         assert g.attrs["package_version"] == st.__version__
         plan = json.loads(g.attrs["plan"])
         assert plan["n_steps"] == 100 and plan["save_every"] == 3
