@@ -1,7 +1,7 @@
 """Integrators: ``simulate`` with fused Numba and batched NumPy drivers."""
 
 from .noise import brownian_increments
-from .simulate import MemorySink, RunPlan, make_plan, run_plan, simulate, step_times
+from .simulate import MemorySink, RunPlan, make_plan, run_plan, save_steps, simulate, step_times
 from .trajectory import DivergenceError, Trajectory
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "make_plan",
     "run_plan",
     "step_times",
+    "save_steps",
 ]

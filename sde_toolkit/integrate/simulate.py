@@ -37,9 +37,13 @@ OUTPUT_DTYPES = ("float64", "float32")
 ALL_METHODS = ("euler_maruyama", "milstein", "exact", "heun", "baoab")
 
 
-@dataclass
+@dataclass(eq=False)
 class RunPlan:
-    """Everything that fixes a run's numbers: the time grid, the saved steps, the seed, the method."""
+    """Everything that fixes a run's numbers: the time grid, the saved steps, the seed, the method.
+
+    ``meta`` holds facts about how the run is driven that are not numbers of the plan (``"increments"``: True when
+    the Brownian increments were supplied by the caller, so the run cannot be regenerated from its seed).
+    """
 
     n_paths: int
     dim: int
@@ -61,13 +65,54 @@ class RunPlan:
     def times(self) -> np.ndarray:
         return step_times(self.t0, self.t1, self.h, self.n_steps, self.save_steps)
 
+    @property
+    def noise_scheme(self) -> str:
+        """The random-stream layout the plan's numbers come from (a resumed run must use the same)."""
+        return f"pcg64-chunk{noise.CHUNK}-block{noise.BLOCK}-v{noise.SCHEME_VERSION}"
+
     def describe(self) -> dict:
         return {
             "n_paths": self.n_paths, "dim": self.dim, "noise_dim": self.noise_dim, "t0": self.t0, "t1": self.t1,
             "dt": self.dt, "n_steps": self.n_steps, "save_every": self.save_every, "seed": self.seed,
-            "method": self.method, "driver": self.driver, "noise_scheme": f"pcg64-chunk{noise.CHUNK}-block{noise.BLOCK}-v{noise.SCHEME_VERSION}",
+            "method": self.method, "driver": self.driver, "noise_scheme": self.noise_scheme,
             "package_version": __version__, "numpy_version": np.__version__, "numba_version": numba.__version__,
         }
+
+    def to_dict(self) -> dict:
+        """JSON-able: :meth:`describe` plus ``h``, ``max_abs`` and ``meta``; :meth:`from_dict` inverts it."""
+        return {**self.describe(), "h": self.h, "max_abs": self.max_abs, "meta": dict(self.meta)}
+
+    @classmethod
+    def from_dict(cls, d) -> RunPlan:
+        """The plan of :meth:`to_dict` (or of :meth:`describe` plus ``h``/``max_abs``, as stored in run files).
+
+        ``save_steps`` is recomputed by :func:`save_steps`, the rule :func:`make_plan` uses; version and
+        noise-scheme entries are facts of the writer, not of the plan, and are ignored.
+        """
+        n_steps, save_every = int(d["n_steps"]), int(d["save_every"])
+        t0, t1 = float(d["t0"]), float(d["t1"])
+        return cls(
+            n_paths=int(d["n_paths"]), dim=int(d["dim"]), noise_dim=int(d["noise_dim"]), t0=t0, t1=t1,
+            dt=float(d["dt"]), h=float(d["h"]) if "h" in d else (t1 - t0) / n_steps, n_steps=n_steps,
+            save_every=save_every, save_steps=save_steps(n_steps, save_every), seed=int(d["seed"]),
+            method=str(d["method"]), driver=str(d["driver"]), max_abs=float(d.get("max_abs", math.inf)),
+            meta=dict(d.get("meta") or {}),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunPlan):
+            return NotImplemented
+        return (np.array_equal(self.save_steps, other.save_steps)
+                and {k: v for k, v in vars(self).items() if k != "save_steps"}
+                == {k: v for k, v in vars(other).items() if k != "save_steps"})
+
+
+def save_steps(n_steps: int, save_every: int) -> np.ndarray:
+    """The saved steps ``0, save_every, 2 save_every, ..., n_steps`` (the last step is always saved), int64."""
+    steps = list(range(0, n_steps + 1, save_every))
+    if steps[-1] != n_steps:
+        steps.append(n_steps)
+    return np.asarray(steps, dtype=np.int64)
 
 
 def step_times(t0: float, t1: float, h: float, n_steps: int, steps) -> np.ndarray:
@@ -177,9 +222,6 @@ def make_plan(sde: SDE, x0: np.ndarray, *, t0, t1, dt, save_every, method, seed,
     if isinstance(save_every, bool) or int(save_every) != save_every or save_every < 1:
         raise ValueError(f"save_every must be an integer >= 1, got {save_every!r}")
     save_every = int(save_every)
-    steps = list(range(0, n_steps + 1, save_every))
-    if steps[-1] != n_steps:
-        steps.append(n_steps)
     max_abs = float(max_abs)
     if not max_abs > 0:
         raise ValueError(f"max_abs must be > 0, got {max_abs}")
@@ -199,8 +241,8 @@ def make_plan(sde: SDE, x0: np.ndarray, *, t0, t1, dt, save_every, method, seed,
     return RunPlan(
         n_paths=x0.shape[0], dim=sde.dim, noise_dim=noise_dim, t0=t0, t1=t1, dt=dt,
         h=(t1 - t0) / n_steps, n_steps=n_steps, save_every=save_every,
-        save_steps=np.asarray(steps, dtype=np.int64), seed=noise.resolve_seed(seed), method=method, driver=chosen,
-        max_abs=max_abs,
+        save_steps=save_steps(n_steps, save_every), seed=noise.resolve_seed(seed), method=method, driver=chosen,
+        max_abs=max_abs, meta={"increments": True} if increments is not None else {},
     )
 
 
