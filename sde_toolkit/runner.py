@@ -41,9 +41,9 @@ from .config import (
     _finite_check,
     _positive,
     load_config,
-    prepare_simulation,
     register_table,
 )
+from .runs import prepare_simulation
 
 NUM = ("number",)
 NUM_OR_ARRAY = ("number", "array")
