@@ -3,7 +3,8 @@ Fokker–Planck densities, export, and the summary that ``sde-toolkit inspect`` 
 
 io knows no engine, no config and no runner: writers take arrays plus a header dict, readers return records
 and lazy views, and the engines build their own objects from them (``Trajectory.from_file`` /
-``Trajectory.from_run``). h5py is imported only inside this package, and only when a file is touched.
+``Trajectory.from_run``, ``Chains.from_file`` / ``Chains.from_record``). h5py is imported only inside this
+package, and only when a file is touched.
 
 * ``open_sink(out, plan, save_steps, x0, **options)``: the writer behind ``simulate(..., out=path)`` (``plan``
   is the run plan's header dict).
@@ -12,8 +13,9 @@ and lazy views, and the engines build their own objects from them (``Trajectory.
   incomplete runs. Continuing a killed run is ``sde_toolkit.runs.resume`` (``st.resume``).
 * ``summarize(path)``: groups, datasets, status, commit record and run attributes of any HDF5 file.
 * ``export(path, format, out)``: npz, csv (long format) or NetCDF (optional extra ``netcdf``).
-* ``write_chains(chains, path)``, ``read_chains(path)``, ``open_chains(path)``: MCMC chains (the file that
-  ``st.mcmc.langevin(..., out=path)`` streams into), exact round trip and a lazy :class:`ChainsFile` view.
+* ``write_chains(record, path)``, ``read_chains(path)``, ``open_chains(path)``: MCMC chains (the file that
+  ``st.mcmc.langevin(..., out=path)`` streams into) as a :class:`ChainsRecord` (arrays plus attributes), and a
+  lazy :class:`ChainsFile` view.
 * ``write_density``, ``read_density``, ``DensityWriter``, ``DensityRecord``: Fokker–Planck densities.
 
 The layout is documented in ``docs/file-format.md``.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 
-from .chains import ChainsFile, ChainsWriter, open_chains, read_chains, write_chains
+from .chains import ChainsFile, ChainsRecord, ChainsWriter, open_chains, read_chains, write_chains
 from .export import FORMATS, MissingExtraError, export
 from .h5md import (
     H5MDRun,
@@ -66,6 +68,7 @@ __all__ = [
     "read_chains",
     "open_chains",
     "ChainsFile",
+    "ChainsRecord",
     "ChainsWriter",
     *_DENSITY,
 ]
