@@ -3,8 +3,8 @@ Fokker–Planck densities, export, and the summary that ``sde-toolkit inspect`` 
 
 io knows no engine, no config and no runner: writers take arrays plus a header dict, readers return records
 and lazy views, and the engines build their own objects from them (``Trajectory.from_file`` /
-``Trajectory.from_run``, ``Chains.from_file`` / ``Chains.from_record``). h5py is imported only inside this
-package, and only when a file is touched.
+``Trajectory.from_run``, ``Chains.from_file`` / ``Chains.from_record``, ``Grid.from_dict``). h5py is imported
+only inside this package, and only when a file is touched.
 
 * ``open_sink(out, plan, save_steps, x0, **options)``: the writer behind ``simulate(..., out=path)`` (``plan``
   is the run plan's header dict).
