@@ -38,7 +38,8 @@ _LAZY = {
     "metrics": ("sde_toolkit.metrics", None),
     "validate_stationary": ("sde_toolkit.validate", "validate_stationary"),
     "io": ("sde_toolkit.io", None),
-    "resume": ("sde_toolkit.io", "resume"),
+    "resume": ("sde_toolkit.runs", "resume"),
+    "runs": ("sde_toolkit.runs", None),
     "plotting": ("sde_toolkit.plotting", None),
 }
 

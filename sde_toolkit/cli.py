@@ -139,8 +139,9 @@ def _err(msg: str) -> None:
 
 
 def cmd_simulate(args) -> int:
-    from .config import SIMULATION_TABLES, load_config, prepare_simulation
+    from .config import SIMULATION_TABLES, load_config
     from .integrate import simulate
+    from .runs import prepare_simulation
 
     cfg = load_config(args.config, allowed_tables=SIMULATION_TABLES, required_tables=("sde", "initial", "integrate"))
     job = prepare_simulation(cfg, out=args.output, overwrite=args.overwrite)
@@ -164,7 +165,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from .io import resume
+    from .runs import resume
 
     start = time.perf_counter()
     traj = resume(args.file, progress=args.progress, threads=args.threads, flush_interval=args.flush_interval)
@@ -174,41 +175,11 @@ def cmd_resume(args) -> int:
 
 
 def summarize(path: Path) -> dict:
-    """Groups, datasets (shape, dtype), attributes of the run group, status and config of any HDF5 file."""
-    from .io.h5md import PARTIAL_SUFFIX, RUN_GROUP, _attr, _h5py
+    """Groups, datasets (shape, dtype), attributes of the run group, status and config of any HDF5 file
+    (:func:`sde_toolkit.io.summarize`, what ``inspect`` prints)."""
+    from .io import summarize as summarize_file
 
-    h5py = _h5py()
-    p = Path(path)
-    if not p.exists() and Path(str(p) + PARTIAL_SUFFIX).exists():
-        p = Path(str(p) + PARTIAL_SUFFIX)
-    if not p.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    items: list[dict] = []
-    info: dict = {"file": str(p), "items": items}
-    with h5py.File(p, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                items.append({"path": "/" + name, "kind": "dataset", "shape": list(obj.shape), "dtype": str(obj.dtype),
-                              "chunks": list(obj.chunks) if obj.chunks else None})
-            else:
-                items.append({"path": "/" + name, "kind": "group"})
-
-        f.visititems(visit)
-        if RUN_GROUP in f:
-            g = f[RUN_GROUP]
-            attrs = {k: _attr(v) for k, v in g.attrs.items()}
-            info["status"] = attrs.get("status")
-            if "commit" in g:
-                n, step, _ = (int(v) for v in g["commit"][...])
-                info["n_committed"], info["checkpoint_step"] = n, step
-            info["n_frames_expected"] = attrs.get("n_frames_expected")
-            for k in ("config", "plan"):
-                with contextlib.suppress(TypeError, ValueError):
-                    attrs[k] = json.loads(attrs[k])
-            info["parameters"] = attrs
-        for k, v in f.attrs.items():
-            info.setdefault("root_attrs", {})[k] = _attr(v)
-    return info
+    return summarize_file(path)
 
 
 def cmd_inspect(args) -> int:
@@ -251,11 +222,8 @@ def _classify(exc: BaseException) -> int:
 
     if isinstance(exc, (ConfigError, UsageError, FileExistsError, FileNotFoundError, IsADirectoryError)):
         return EXIT_USAGE
-    mod = sys.modules.get("sde_toolkit.io.h5md")
-    if mod is not None and isinstance(exc, (mod.IncompleteRunError, mod.ResumeError)):
-        return EXIT_USAGE
-    exp = sys.modules.get("sde_toolkit.io.export")
-    if exp is not None and isinstance(exc, exp.MissingExtraError):
+    io = sys.modules.get("sde_toolkit.io")  # only when a file was touched (no h5py import for other errors)
+    if io is not None and isinstance(exc, (io.IncompleteRunError, io.ResumeError, io.MissingExtraError)):
         return EXIT_USAGE
     return EXIT_FAILURE
 

@@ -104,6 +104,29 @@ def test_diverged_exit_3(tmp_path, capsys):
     assert run.status == "diverged" and run.n_committed >= 1
 
 
+def test_inspect_summary_comes_from_io(tmp_path):
+    out = tmp_path / "r.h5"
+    assert cli.main(["simulate", str(_cfg(tmp_path)), "-o", str(out), "--no-progress"]) == 0
+    info = st.io.summarize(out)
+    assert cli.summarize(out) == info
+    assert info["status"] == "complete" and info["n_committed"] == info["n_frames_expected"] == 11
+    assert info["parameters"]["plan"]["seed"] == {"entropy": "2", "spawn_key": []} and info["parameters"]["config"]["integrate"]["dt"] == 0.01
+    items = {it["path"]: it for it in info["items"]}
+    assert items["/particles/all/position/value"]["shape"] == [11, 16, 2]
+    # a killed run is found at its .partial name
+    out.rename(st.io.partial_path(tmp_path / "k.h5"))
+    assert st.io.summarize(tmp_path / "k.h5")["file"].endswith("k.h5.partial")
+    with pytest.raises(FileNotFoundError):
+        st.io.summarize(tmp_path / "none.h5")
+
+
+def test_resume_is_the_runs_layer():
+    import sde_toolkit.runs
+
+    assert st.resume is sde_toolkit.runs.resume
+    assert st.io.ResumeError is sde_toolkit.runs.ResumeError
+
+
 def test_runtime_failure_exit_1(tmp_path, capsys):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not an hdf5 file")

@@ -13,9 +13,9 @@ from sde_toolkit.config import (
     build_initial,
     build_sde,
     load_config,
-    prepare_simulation,
     register_table,
 )
+from sde_toolkit.runs import prepare_simulation
 
 SEED_CONFIG = '''
 [sde]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sde_toolkit.config import ConfigError
-from sde_toolkit.runner import run_experiment
+from sde_toolkit.runner import EXPERIMENTS, register_experiment, run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "experiments" / "configs").glob("*.toml"))
@@ -142,3 +142,58 @@ def test_run_cli_prints_report_location(tmp_path):
     assert "report:" in r.stdout and str(tmp_path / "o" / "report.md") in r.stdout
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["stationary"]["passed"]
+
+
+def _tiny(ctx):
+    """A third-party experiment: one metric, one section, one data file."""
+    n = 7
+    (ctx.outdir / "tiny.txt").write_text("data")
+    ctx.data.append(ctx.outdir / "tiny.txt")
+    ctx.metrics["tiny"] = {"answer": n * 6, "kind_seen": ctx.kind}
+    ctx.section("Tiny", "the answer is 42")
+
+
+def test_third_party_experiment_runs_through_run_experiment(tmp_path):
+    register_experiment("third_party_tiny", _tiny, description="a test experiment", replace=True)
+    assert EXPERIMENTS["third_party_tiny"].description == "a test experiment"
+    res = run_experiment({"experiment": {"kind": "third_party_tiny", "title": "Tiny"}}, tmp_path / "o")
+    assert res.kind == "third_party_tiny" and res.data == [tmp_path / "o" / "tiny.txt"]
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["tiny"] == {"answer": 42, "kind_seen": "third_party_tiny"}
+    assert metrics["experiment"]["kind"] == "third_party_tiny"
+    report = res.report.read_text()
+    assert report.startswith("# Tiny") and "the answer is 42" in report
+
+
+def test_register_experiment_as_decorator_needs_and_clashes(tmp_path):
+    @register_experiment("third_party_needs_sde", description="needs [sde]", needs=("sde",), replace=True)
+    def needs_sde(ctx):
+        ctx.metrics["sde_type"] = ctx.cfg["sde"]["type"]
+
+    assert needs_sde.__name__ == "needs_sde"  # the decorator hands the function back
+    assert EXPERIMENTS["third_party_needs_sde"].needs == ("sde",)
+    with pytest.raises(ConfigError, match=r"needs a \[sde\] table"):
+        run_experiment({"experiment": {"kind": "third_party_needs_sde"}}, tmp_path / "o")
+    assert not (tmp_path / "o").exists()  # refused before any work
+    res = run_experiment({"experiment": {"kind": "third_party_needs_sde"},
+                          "sde": {"type": "ornstein_uhlenbeck", "theta": 1.0, "sigma": 1.0}}, tmp_path / "o")
+    assert res.metrics["sde_type"] == "ornstein_uhlenbeck"
+    with pytest.raises(ValueError, match="already registered"):
+        register_experiment("simulate", needs_sde)
+    with pytest.raises(TypeError):
+        EXPERIMENTS["x"] = None  # a read-only view: registration goes through register_experiment
+    with pytest.raises(ConfigError, match="unknown experiment kind 'no_such_kind'"):
+        run_experiment({"experiment": {"kind": "no_such_kind"}}, tmp_path / "o2")
+    assert {"simulate", "fp_vs_em", "kramers", "ddpm", "mcmc_vs_score"} <= set(EXPERIMENTS)
+
+
+def test_torch_stays_unimported_unless_a_torch_kind_runs(tmp_path):
+    code = (
+        "import sys, sde_toolkit.runner as r\n"
+        "r.register_experiment('plain', lambda ctx: ctx.metrics.update(ok=True))\n"
+        f"r.run_experiment({{'experiment': {{'kind': 'plain'}}}}, {str(tmp_path / 'o')!r})\n"
+        "print('torch' in sys.modules, 'sde_toolkit.runner.score' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "False"]

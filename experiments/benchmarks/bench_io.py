@@ -119,7 +119,7 @@ def main(argv=None) -> None:
         p = work / f"resume_{done_blocks}.h5"
         Stop.stop_at = done_blocks * 256
         orig = st.io.open_sink
-        st.io.open_sink = lambda out, plan, sde_, x, **o: Stop.create(out, plan, sde_, x, **o)
+        st.io.open_sink = lambda out, plan, steps, x, **o: Stop.create(out, plan, steps, x, **o)
         try:
             st.simulate(sde, np.zeros((m, 1)), t1=total_blocks * 256e-3, dt=1e-3, seed=0, out=p, overwrite=True,
                         progress=False)

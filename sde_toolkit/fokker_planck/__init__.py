@@ -13,6 +13,7 @@ from .solver import (
     EvolveResult,
     FirstPassageResult,
     FokkerPlanck,
+    read_density,
     relative_entropy,
 )
 
@@ -27,6 +28,7 @@ __all__ = [
     "bernoulli",
     "chang_cooper_delta",
     "relative_entropy",
+    "read_density",
     "BOUNDARIES",
     "METHODS",
 ]

@@ -266,6 +266,12 @@ class Grid:
             "boundary": [list(b) for b in self.boundaries],
         }
 
+    @classmethod
+    def from_dict(cls, d) -> Grid:
+        """The grid of :meth:`to_dict` (``lower``, ``upper``, ``n``, and ``boundary`` per axis)."""
+        return cls(d["lower"], d["upper"], d["n"], [tuple(b) if isinstance(b, (list, tuple)) else b
+                                                    for b in d["boundary"]])
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Grid) and self.to_dict() == other.to_dict()
 

@@ -57,6 +57,32 @@ class EvolveResult:
         """Marginal densities along ``axis``, ``(n_save, n_axis)``."""
         return self.grid.marginal(self.p, axis)
 
+    def to_file(self, path, config: dict | None = None, overwrite: bool = False) -> None:
+        """Write the densities to ``/fokker_planck`` of an HDF5 file (the layout of ``evolve(..., out=path)``);
+        ``config`` is extra JSON-able provenance next to the method and step."""
+        from ..io.density import write_density
+
+        write_density(path, self.t, self.p, self.grid.to_dict(),
+                      config={"method": self.method, "dt": self.dt, **(config or {})}, overwrite=overwrite)
+
+
+def read_density(path, allow_partial: bool = True):
+    """Read densities written by ``evolve(..., out=path)`` or :meth:`EvolveResult.to_file`.
+
+    Returns:
+        :class:`~sde_toolkit.io.DensityRecord` (``t``, ``p``, ``config``, ``complete``) whose ``grid`` is a
+        :class:`Grid`.
+
+    Raises:
+        ValueError: no ``/fokker_planck`` group, or an incomplete one with ``allow_partial=False``.
+    """
+    import dataclasses
+
+    from ..io.density import read_density as read_record
+
+    rec = read_record(path, allow_partial=allow_partial)
+    return dataclasses.replace(rec, grid=Grid.from_dict(rec.grid))
+
 
 @dataclass(frozen=True)
 class FirstPassageResult:
@@ -248,7 +274,7 @@ class FokkerPlanck:
         if out is not None:
             from ..io.density import DensityWriter
 
-            writer = DensityWriter(out, self.grid, config=self._config(method, dt, save_every, t0, t1))
+            writer = DensityWriter(out, self.grid.to_dict(), config=self._config(method, dt, save_every, t0, t1))
             writer.__enter__()
             writer.append(times[0], p.reshape(self.grid.shape))
         bar = Progress(n, progress, f"FP {method}")

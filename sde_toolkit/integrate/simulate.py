@@ -156,9 +156,7 @@ def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every:
     if threads is not None:
         threads = _checks.count(threads, "threads", 1)
     if out is not None:
-        from ..io import open_sink
-
-        sink = open_sink(out, plan, sde, x, dtype=dtype, **out_options)
+        sink = open_file_sink(out, plan, sde, x, dtype=dtype, **out_options)
         label = str(out)
     else:
         if out_options:
@@ -172,4 +170,19 @@ def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every:
         if isinstance(sink, MemorySink):
             err.trajectory = sink.result()
         raise
-    return sink.result()
+    return sink.result() if isinstance(sink, MemorySink) else file_result(sink)
+
+
+def open_file_sink(out, plan: RunPlan, sde: SDE, x0: np.ndarray, **options: Any):
+    """The H5MD writer of a run: the file format gets the plan as a header dict, the saved steps and ``x0``."""
+    from ..io import open_sink
+
+    return open_sink(out, plan.to_dict(), plan.save_steps, x0, sde=repr(sde),
+                     sde_class=f"{type(sde).__module__}.{type(sde).__qualname__}", **options)
+
+
+def file_result(sink) -> Trajectory:
+    """The :class:`Trajectory` of a closed file sink, read back from its file (lazy ``x``)."""
+    from ..io import open_run
+
+    return Trajectory.from_run(open_run(sink.final_file, allow_partial=sink.status != "complete"))

@@ -60,10 +60,32 @@ class Trajectory:
 
     @classmethod
     def from_file(cls, path, allow_partial: bool = False) -> Trajectory:
-        """Load an H5MD trajectory written by ``simulate(..., out=path)`` into memory."""
-        from ..io import load_trajectory
+        """Load an H5MD trajectory written by ``simulate(..., out=path)`` into memory.
 
-        return load_trajectory(path, allow_partial=allow_partial)
+        ``allow_partial=True`` reads the committed frames of an incomplete run (with an ``IncompleteRunWarning``).
+        """
+        from ..io import open_run
+
+        return cls.from_run(open_run(path, allow_partial=allow_partial), lazy=False)
+
+    @classmethod
+    def from_run(cls, run, lazy: bool = True) -> Trajectory:
+        """The trajectory of an opened run file (:func:`sde_toolkit.io.open`, an ``H5MDRun``).
+
+        Args:
+            run: the lazy view of the file.
+            lazy: keep ``x`` as the file's lazy frame view (read on access); ``False`` loads the frames.
+
+        ``meta`` is the stored run plan plus ``status``, ``file`` and ``n_committed``.
+        """
+        meta = dict(run.plan)
+        meta.update(status=run.status, file=str(run.path), n_committed=run.n_committed)
+        if lazy:
+            return cls(t=run.t, x=run.position_view(), steps=run.steps, meta=meta)
+        if run.x is None:
+            raise ValueError(f"{run.path} stores no positions (output.positions = false); "
+                             f"read run.observables instead")
+        return cls(t=np.asarray(run.t), x=run.x[:], steps=np.asarray(run.steps), meta=meta)
 
     def __repr__(self) -> str:
         return (f"Trajectory(n_save={len(self.t)}, n_paths={self.x.shape[1]}, dim={self.x.shape[2]}, "

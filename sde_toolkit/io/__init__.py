@@ -1,15 +1,22 @@
-"""Files: H5MD trajectories (streaming writer, crash safety, exact resume, lazy reader), export.
+"""Files: the formats only. H5MD trajectories (streaming writer, crash safety, lazy reader), MCMC chains,
+Fokker–Planck densities, export, and the summary that ``sde-toolkit inspect`` prints.
 
-h5py is imported only inside this package, and only when a file is touched.
+io knows no engine, no config and no runner: writers take arrays plus a header dict, readers return records
+and lazy views, and the engines build their own objects from them (``Trajectory.from_file`` /
+``Trajectory.from_run``, ``Chains.from_file`` / ``Chains.from_record``, ``Grid.from_dict``). h5py is imported
+only inside this package, and only when a file is touched.
 
-* ``open_sink(out, plan, sde, x0, **options)``: the writer behind ``simulate(..., out=path)``.
-* ``open(path, allow_partial=False)``: a lazy :class:`H5MDRun` view (``.t``, ``.x``, ``.config``,
-  ``.status``, ``.n_committed``, ``.observables``); raises :class:`IncompleteRunError` on incomplete runs.
-* ``load_trajectory(path)``: the whole run in memory as a :class:`~sde_toolkit.integrate.Trajectory`.
-* ``resume(path, sde=None)``: continue a killed or interrupted run, bit-identical to an unbroken one.
+* ``open_sink(out, plan, save_steps, x0, **options)``: the writer behind ``simulate(..., out=path)`` (``plan``
+  is the run plan's header dict).
+* ``open(path, allow_partial=False)``: a lazy :class:`H5MDRun` view (``.t``, ``.x``, ``.config``, ``.plan``,
+  ``.status``, ``.n_committed``, ``.observables``, ``.checkpoint()``); raises :class:`IncompleteRunError` on
+  incomplete runs. Continuing a killed run is ``sde_toolkit.runs.resume`` (``st.resume``).
+* ``summarize(path)``: groups, datasets, status, commit record and run attributes of any HDF5 file.
 * ``export(path, format, out)``: npz, csv (long format) or NetCDF (optional extra ``netcdf``).
-* ``write_chains(chains, path)``, ``read_chains(path)``, ``open_chains(path)``: MCMC chains (the file that
-  ``st.mcmc.langevin(..., out=path)`` streams into), exact round trip and a lazy :class:`ChainsFile` view.
+* ``write_chains(record, path)``, ``read_chains(path)``, ``open_chains(path)``: MCMC chains (the file that
+  ``st.mcmc.langevin(..., out=path)`` streams into) as a :class:`ChainsRecord` (arrays plus attributes), and a
+  lazy :class:`ChainsFile` view.
+* ``write_density``, ``read_density``, ``DensityWriter``, ``DensityRecord``: Fokker–Planck densities.
 
 The layout is documented in ``docs/file-format.md``.
 """
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 
-from .chains import ChainsFile, ChainsWriter, open_chains, read_chains, write_chains
+from .chains import ChainsFile, ChainsRecord, ChainsWriter, open_chains, read_chains, write_chains
 from .export import FORMATS, MissingExtraError, export
 from .h5md import (
     H5MDRun,
@@ -28,25 +35,23 @@ from .h5md import (
     LazyFrames,
     ResumeError,
     final_path,
-    load_trajectory,
     open_run,
     open_sink,
     partial_path,
-    resume,
+    summarize,
 )
 from .observables import OBSERVABLE_NAMES
 
 open = open_run  # noqa: A001 - ``st.io.open(path)`` is the public name (DESIGN.md)
 
-# Fokker–Planck densities live in density.py (another module's owner); re-exported lazily when present.
+# Fokker–Planck densities live in density.py; loaded on first use.
 _DENSITY = ("write_density", "read_density", "DensityRecord", "DensityWriter")
 
 __all__ = [
     "open",
     "open_run",
     "open_sink",
-    "load_trajectory",
-    "resume",
+    "summarize",
     "export",
     "FORMATS",
     "H5MDRun",
@@ -63,7 +68,9 @@ __all__ = [
     "read_chains",
     "open_chains",
     "ChainsFile",
+    "ChainsRecord",
     "ChainsWriter",
+    *_DENSITY,
 ]
 
 
@@ -73,4 +80,8 @@ def __getattr__(name: str):
         value = getattr(mod, name)
         globals()[name] = value
         return value
+    if name == "resume":
+        # ``st.io.resume`` was the home of resume before it moved up to the runs layer; say where it is now
+        raise AttributeError("sde_toolkit.io has no attribute 'resume': continuing a run is "
+                             "sde_toolkit.runs.resume (st.resume)")
     raise AttributeError(f"module 'sde_toolkit.io' has no attribute {name!r}")

@@ -29,6 +29,10 @@ data; the finished file is renamed to ``<out>`` with :func:`os.replace`. A run s
 is trimmed to its committed samples and published with status ``"interrupted"``; a killed run, or one that
 fails with another error after committing samples, stays at ``<out>.partial`` with status ``"running"`` (read
 it with ``allow_partial=True``). Chains cannot be resumed: the file has no random-stream checkpoint.
+
+This module is a format: it stores arrays and attributes and reads them back as a :class:`ChainsRecord`.
+``sde_toolkit.mcmc.Chains.from_record`` / ``Chains.from_file`` turn a record into chains, and the sampler
+computes the diagnostics that the writer stores.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +64,8 @@ from .h5md import (
     partial_path,
 )
 
-__all__ = ["ChainsWriter", "ChainsFile", "write_chains", "read_chains", "open_chains", "stream_block"]
+__all__ = ["ChainsRecord", "ChainsWriter", "ChainsFile", "write_chains", "read_chains", "open_chains",
+           "stream_block"]
 
 GROUP = "/mcmc"
 PARTICLES = "/particles/chains"
@@ -76,6 +83,46 @@ def stream_block(n_chains: int, dim: int) -> int:
 
 def _seed_attr(seed) -> str:
     return str(resolve_seed(seed).entropy)  # decimal text: exact for 128-bit entropy
+
+
+@dataclass
+class ChainsRecord:
+    """One sampler run as stored: the arrays and the scalar attributes of a chains file.
+
+    Attributes:
+        samples: ``(n_kept, n_chains, dim)`` kept positions; ``energies``: ``(n_kept, n_chains)`` or ``None``.
+        accepted: ``(n_chains,)`` MALA accept counts, else ``None``.
+        final_position: ``(n_chains, dim)`` state after the last step; ``final_momentum`` likewise (BAOAB).
+        method, step, kT, gamma, n_steps, burn_in, thin, seed, backend, wall_time, compile_time: the run.
+        status: ``"complete"``, ``"interrupted"`` or ``"running"``; config: the run's parameters (dict);
+        attrs: every attribute of ``/mcmc`` (read back), or extra attributes to store (written).
+
+    For an incomplete file, ``n_steps`` and ``final_position`` describe the last committed kept sample.
+    """
+
+    samples: np.ndarray
+    method: str
+    step: float
+    kT: float
+    gamma: float
+    n_steps: int
+    burn_in: int
+    thin: int
+    seed: Seed
+    final_position: np.ndarray
+    backend: str
+    energies: np.ndarray | None = None
+    accepted: np.ndarray | None = None
+    final_momentum: np.ndarray | None = None
+    wall_time: float = 0.0
+    compile_time: float = 0.0
+    status: str = "complete"
+    config: dict = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
 
 
 class ChainsWriter:
@@ -160,7 +207,8 @@ class ChainsWriter:
             if has_momentum:
                 g.create_dataset("final_momentum", shape=(n_chains, dim), dtype=np.float64, fillvalue=np.nan)
             cfg = {"method": method, "step": step, "kT": kT, "gamma": gamma, "n_steps": n_steps,
-                   "burn_in": burn_in, "thin": thin, "seed": resolve_seed(seed).to_json(), "n_chains": n_chains, "dim": dim,
+                   "burn_in": burn_in, "thin": thin, "seed": resolve_seed(seed).to_json(), "n_chains": n_chains,
+                   "dim": dim,
                    "backend": backend, **(config or {})}
             attrs = {
                 "format_version": np.int32(FORMAT_VERSION), "status": "running", "method": method,
@@ -222,11 +270,18 @@ class ChainsWriter:
         self.n_committed = i1
 
     def finish(self, *, final_position, final_momentum=None, accepted=None, wall_time: float = 0.0,
-               compile_time: float = 0.0, diagnostics: bool = True):
-        """Store the final state, diagnostics and status ``"complete"``; publish ``<out>``.
+               compile_time: float = 0.0, attrs: dict | None = None,
+               summarize: Callable[[ChainsRecord], dict] | None = None) -> ChainsRecord:
+        """Store the final state, status ``"complete"`` and extra attributes; publish ``<out>``.
+
+        Args:
+            final_position, final_momentum, accepted, wall_time, compile_time: the end of the run.
+            attrs: extra attributes of ``/mcmc`` (JSON-able scalars or arrays), e.g. diagnostics.
+            summarize: called with the record read back from the file before the status turns complete; the
+                attributes it returns are stored too (how the sampler adds diagnostics of streamed samples).
 
         Returns:
-            The :class:`~sde_toolkit.mcmc.Chains`, with samples read back from the file.
+            The :class:`ChainsRecord`, with samples read back from the file.
         """
         if self.n_committed != self.n_kept:
             raise ValueError(f"only {self.n_committed} of {self.n_kept} samples were written")
@@ -239,16 +294,20 @@ class ChainsWriter:
                 g["accepted"][...] = np.asarray(accepted, dtype=np.float64)
             g.attrs["wall_time"] = float(wall_time)
             g.attrs["compile_time"] = float(compile_time)
-            chains = _chains_from(self._f, self.n_kept, complete=True)
-            _write_diagnostics(g, chains, diagnostics)
+            record = _record_from(self._f, self.n_kept, complete=True)
+            extra = dict(attrs or {})
+            if summarize is not None:
+                extra.update(summarize(record))
+            _store_attrs(g, extra)
             g.attrs["end_time"] = _now()
             g.attrs["status"] = "complete"
             self._f.flush()
+            record.attrs = {k: _attr(v) for k, v in g.attrs.items()}
         except BaseException:
             self._close("running")
             raise
         self._close("complete")
-        return chains
+        return record
 
     def abort(self, interrupted: bool) -> None:
         """End a run that did not finish: publish the committed samples as ``"interrupted"``, or keep
@@ -296,20 +355,25 @@ def _series(f) -> list:
     return out
 
 
-def _write_diagnostics(g, chains, enabled: bool) -> None:
-    if chains.accepted is not None:
-        g.attrs["acceptance_rate"] = float(chains.acceptance_rate)
-    g.attrs["n_diverged"] = np.int64(int(chains.diverged.sum()))
-    if enabled and chains.samples.shape[0] >= 4 and np.isfinite(chains.samples).all():
-        g.attrs["tau"] = np.asarray(chains.tau(), dtype=np.float64)
-        g.attrs["ess"] = np.asarray(chains.ess(), dtype=np.float64)
-        g.attrs["rhat"] = np.asarray(chains.rhat(), dtype=np.float64)
+def _store_attrs(g, attrs: dict) -> None:
+    """Store extra attributes; the layout's own (parameters, status, versions, times) are the writer's and are
+    skipped, so a record read back from one file writes the same extras into another."""
+    for k, v in attrs.items():
+        if k in _LAYOUT_ATTRS or v is None:
+            continue
+        g.attrs[k] = np.asarray(v, dtype=np.float64) if isinstance(v, (list, tuple, np.ndarray)) else v
 
 
-def _chains_from(f, n: int, complete: bool):
-    """A :class:`Chains` from an open file's first ``n`` kept samples."""
-    from ..mcmc.sampler import Chains
+_LAYOUT_ATTRS = frozenset((
+    "format_version", "status", "method", "step", "kT", "gamma", "n_steps", "burn_in", "thin", "seed",
+    "seed_spawn_key", "n_chains",
+    "dim", "n_kept_expected", "backend", "config", "package_version", "numpy_version", "h5py_version",
+    "hdf5_version", "creation_time", "end_time", "wall_time", "compile_time",
+))
 
+
+def _record_from(f, n: int, complete: bool) -> ChainsRecord:
+    """A :class:`ChainsRecord` from an open file's first ``n`` kept samples."""
     g = f[GROUP]
     a = {k: _attr(v) for k, v in g.attrs.items()}
     samples = f[POSITION]["value"][:n]
@@ -325,45 +389,47 @@ def _chains_from(f, n: int, complete: bool):
         n_steps = burn_in + thin * n
         final_x = samples[-1].copy() if n else np.full(g["final_position"].shape, np.nan)
         final_p = None
-    return Chains(
+    return ChainsRecord(
         samples=samples, method=str(a["method"]), step=float(a["step"]), kT=float(a["kT"]),
-        gamma=float(a["gamma"]), n_steps=n_steps, burn_in=burn_in, thin=thin, seed=Seed(int(a["seed"]), tuple(json.loads(a.get("seed_spawn_key", "[]")))),
+        gamma=float(a["gamma"]), n_steps=n_steps, burn_in=burn_in, thin=thin,
+        seed=Seed(int(a["seed"]), tuple(json.loads(a.get("seed_spawn_key", "[]")))),
         final_position=final_x, backend=str(a["backend"]), energies=energies, accepted=accepted,
         final_momentum=final_p, wall_time=float(a.get("wall_time", 0.0)),
-        compile_time=float(a.get("compile_time", 0.0)),
+        compile_time=float(a.get("compile_time", 0.0)), status="complete" if complete else str(a["status"]),
+        config=json.loads(a["config"]), attrs=a,
     )
 
 
-def write_chains(chains, path, *, config: dict | None = None, overwrite: bool = False,
-                 diagnostics: bool = True) -> Path:
-    """Write an in-memory :class:`~sde_toolkit.mcmc.Chains` to ``path`` (same layout and protocol as
-    ``langevin(..., out=path)``).
+def write_chains(record: ChainsRecord, path, *, config: dict | None = None, overwrite: bool = False) -> Path:
+    """Write a :class:`ChainsRecord` to ``path`` (same layout and protocol as ``langevin(..., out=path)``).
+
+    ``Chains.to_file(path)`` is the usual way in: it builds the record and adds the diagnostics.
 
     Args:
-        chains: the chains.
+        record: the arrays and parameters; ``record.attrs`` are extra attributes stored in ``/mcmc``
+            (e.g. ``acceptance_rate``, ``tau``, ``ess``, ``rhat``).
         path: output file; written as ``<path>.partial`` and renamed when complete.
         config: extra JSON-able provenance merged into the ``config`` attribute.
         overwrite: replace an existing file.
-        diagnostics: store ``tau``, ``ess`` and ``rhat`` attributes (needs >= 4 finite kept samples).
 
     Returns:
         The published path.
     """
-    n_kept, n_chains, dim = chains.samples.shape
+    n_kept, n_chains, dim = record.samples.shape
     w = ChainsWriter.create(
-        path, n_kept=n_kept, n_chains=n_chains, dim=dim, method=chains.method, step=chains.step, kT=chains.kT,
-        gamma=chains.gamma, n_steps=chains.n_steps, burn_in=chains.burn_in, thin=chains.thin, seed=chains.seed,
-        backend=chains.backend, has_energies=chains.energies is not None, has_accepted=chains.accepted is not None,
-        has_momentum=chains.final_momentum is not None, config=config, overwrite=overwrite,
+        path, n_kept=n_kept, n_chains=n_chains, dim=dim, method=record.method, step=record.step, kT=record.kT,
+        gamma=record.gamma, n_steps=record.n_steps, burn_in=record.burn_in, thin=record.thin, seed=record.seed,
+        backend=record.backend, has_energies=record.energies is not None, has_accepted=record.accepted is not None,
+        has_momentum=record.final_momentum is not None, config=config, overwrite=overwrite,
     )
     try:
         block = stream_block(n_chains, dim)
         for i0 in range(0, n_kept, block):
             i1 = min(i0 + block, n_kept)
-            w.write(i0, chains.samples[i0:i1], None if chains.energies is None else chains.energies[i0:i1])
-        w.finish(final_position=chains.final_position, final_momentum=chains.final_momentum,
-                 accepted=chains.accepted, wall_time=chains.wall_time, compile_time=chains.compile_time,
-                 diagnostics=diagnostics)
+            w.write(i0, record.samples[i0:i1], None if record.energies is None else record.energies[i0:i1])
+        w.finish(final_position=record.final_position, final_momentum=record.final_momentum,
+                 accepted=record.accepted, wall_time=record.wall_time, compile_time=record.compile_time,
+                 attrs=record.attrs)
     except BaseException as exc:
         w.abort(interrupted=isinstance(exc, KeyboardInterrupt))
         raise
@@ -425,13 +491,13 @@ class ChainsFile(_LazyFile):
         v = self.meta.get("acceptance_rate")
         return None if v is None else float(v)
 
-    def load(self):
-        """The committed samples as an in-memory :class:`~sde_toolkit.mcmc.Chains`.
+    def load(self) -> ChainsRecord:
+        """The committed samples in memory as a :class:`ChainsRecord` (``Chains.from_record`` makes chains).
 
         For an incomplete file, ``n_steps`` and ``final_position`` describe the last committed kept sample.
         """
         with self._opened() as f:
-            return _chains_from(f, self.n_committed, complete=self.complete)
+            return _record_from(f, self.n_committed, complete=self.complete)
 
     def __repr__(self) -> str:
         return (f"ChainsFile({str(self.path)!r}, method={self.method!r}, status={self.status!r}, "
@@ -448,7 +514,7 @@ def open_chains(path, allow_partial: bool = False) -> ChainsFile:
     return ChainsFile(path, allow_partial=allow_partial)
 
 
-def read_chains(path, allow_partial: bool = False):
-    """Read a chains file into memory as :class:`~sde_toolkit.mcmc.Chains` (exact round trip of
-    :func:`write_chains` and ``langevin(..., out=)``)."""
+def read_chains(path, allow_partial: bool = False) -> ChainsRecord:
+    """Read a chains file into memory as a :class:`ChainsRecord` (exact round trip of :func:`write_chains` and
+    ``langevin(..., out=)``; ``Chains.from_file(path)`` gives :class:`~sde_toolkit.mcmc.Chains`)."""
     return ChainsFile(path, allow_partial=allow_partial, _warn=allow_partial).load()

@@ -10,12 +10,17 @@ Layout (one group per file, documented in ``docs/fokker-planck.md``)::
 
 Rows are written data first, then ``n_committed`` and a flush, so a killed writer leaves a readable file whose
 first ``n_committed`` rows are valid.
+
+A format only: the grid travels as its plain dict (``Grid.to_dict()``: ``lower``, ``upper``, ``n``,
+``boundary``); ``sde_toolkit.fokker_planck.read_density`` returns the record with a real ``Grid``
+(``Grid.from_dict``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +38,11 @@ def _h5py():
 
 @dataclass(frozen=True)
 class DensityRecord:
-    """Densities read back from a file: ``t`` ``(n_save,)``, ``p`` ``(n_save, *grid.shape)``, the grid, config."""
+    """Densities read back from a file: ``t`` ``(n_save,)``, ``p`` ``(n_save, *n)``, the grid, config.
+
+    ``grid`` is the grid's dict (``lower``, ``upper``, ``n`` lists, ``boundary`` as ``[lower side, upper side]``
+    per axis) from :func:`read_density`, or a ``Grid`` from ``sde_toolkit.fokker_planck.read_density``.
+    """
 
     t: np.ndarray
     p: np.ndarray
@@ -47,14 +56,16 @@ class DensityWriter:
 
     Args:
         path: file path; the file is created, or opened for appending when it exists.
-        grid: the :class:`~sde_toolkit.fokker_planck.Grid`.
+        grid: the grid as a dict (``Grid.to_dict()``: ``lower``, ``upper``, ``n`` per axis and ``boundary`` as
+            ``[lower side, upper side]`` per axis).
         config: JSON-able run description stored in the ``config`` attribute.
         overwrite: replace an existing ``/fokker_planck`` group (otherwise an error).
     """
 
-    def __init__(self, path, grid, config: dict | None = None, overwrite: bool = False):
+    def __init__(self, path, grid: Mapping[str, Any], config: dict | None = None, overwrite: bool = False):
         self.path = os.fspath(path)
-        self.grid = grid
+        self.grid = _grid_dict(grid)
+        self.shape = tuple(self.grid["n"])
         self.config = dict(config or {})
         self.overwrite = overwrite
         self._file = None
@@ -69,7 +80,7 @@ class DensityWriter:
                     raise ValueError(f"{self.path} already has a /{GROUP} group (pass overwrite=True)")
                 del f[GROUP]
             g = f.create_group(GROUP)
-            d = self.grid.to_dict()
+            d = self.grid
             g.attrs["lower"] = np.asarray(d["lower"], dtype=np.float64)
             g.attrs["upper"] = np.asarray(d["upper"], dtype=np.float64)
             g.attrs["n"] = np.asarray(d["n"], dtype=np.int64)
@@ -78,7 +89,7 @@ class DensityWriter:
             g.attrs["format_version"] = FORMAT_VERSION
             g.attrs["complete"] = False
             g.attrs["n_committed"] = 0
-            shape = tuple(self.grid.shape)
+            shape = self.shape
             g.create_dataset("t", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
             g.create_dataset("p", shape=(0, *shape), maxshape=(None, *shape), dtype=np.float64,
                              chunks=(1, *shape))
@@ -94,8 +105,8 @@ class DensityWriter:
         if self._file is None:
             raise RuntimeError("DensityWriter is not open (use it as a context manager)")
         p = np.asarray(p, dtype=np.float64)
-        if p.shape != tuple(self.grid.shape):
-            raise ValueError(f"p must have the grid shape {tuple(self.grid.shape)}, got {p.shape}")
+        if p.shape != self.shape:
+            raise ValueError(f"p must have the grid shape {self.shape}, got {p.shape}")
         g = self._file[GROUP]
         n = self._n
         g["t"].resize((n + 1,))
@@ -117,23 +128,44 @@ class DensityWriter:
             self._file = None
 
 
-def write_density(path, result, config: dict | None = None, overwrite: bool = False) -> None:
-    """Write an :class:`~sde_toolkit.fokker_planck.EvolveResult` (``t``, ``p``, ``grid``) to ``path``."""
-    cfg = {"method": getattr(result, "method", None), "dt": getattr(result, "dt", None), **(config or {})}
-    with DensityWriter(path, result.grid, cfg, overwrite=overwrite) as w:
-        for ti, pi in zip(result.t, result.p):
+def write_density(path, t, p, grid: Mapping[str, Any], config: dict | None = None, overwrite: bool = False) -> None:
+    """Write densities ``p`` ``(n_save, *n)`` at times ``t`` ``(n_save,)`` on ``grid`` (its dict) to ``path``.
+
+    ``EvolveResult.to_file(path)`` writes an evolution result this way (with its method and dt in the config).
+    """
+    t = np.asarray(t, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if t.ndim != 1 or p.shape[:1] != t.shape:
+        raise ValueError(f"t must be (n_save,) and p (n_save, *grid shape); got {t.shape} and {p.shape}")
+    with DensityWriter(path, grid, config, overwrite=overwrite) as w:
+        for ti, pi in zip(t, p):
             w.append(ti, pi)
 
 
+def _grid_dict(grid: Mapping[str, Any]) -> dict:
+    """Check the grid dict's keys and shapes; returns plain lists."""
+    if not isinstance(grid, Mapping):
+        raise TypeError(f"grid must be a dict (Grid.to_dict()), got {type(grid).__name__}")
+    missing = [k for k in ("lower", "upper", "n", "boundary") if k not in grid]
+    if missing:
+        raise ValueError(f"grid dict lacks {missing}; expected lower, upper, n, boundary")
+    lower = np.atleast_1d(np.asarray(grid["lower"], dtype=np.float64))
+    upper = np.atleast_1d(np.asarray(grid["upper"], dtype=np.float64))
+    n = np.atleast_1d(np.asarray(grid["n"], dtype=np.int64))
+    boundary = [[str(s) for s in side] for side in grid["boundary"]]
+    dim = n.size
+    if lower.shape != (dim,) or upper.shape != (dim,) or len(boundary) != dim or any(len(b) != 2 for b in boundary):
+        raise ValueError(f"grid dict: lower, upper, n and boundary must have one entry per axis, got {dict(grid)!r}")
+    return {"lower": lower.tolist(), "upper": upper.tolist(), "n": n.tolist(), "boundary": boundary}
+
+
 def read_density(path, allow_partial: bool = True) -> DensityRecord:
-    """Read ``/fokker_planck`` back: the committed rows, the grid and the config.
+    """Read ``/fokker_planck`` back: the committed rows, the grid (as a dict) and the config.
 
     Raises:
         ValueError: when the file has no ``/fokker_planck`` group, or it is incomplete and ``allow_partial`` is
             ``False``.
     """
-    from ..fokker_planck.grid import Grid
-
     h5py = _h5py()
     with h5py.File(os.fspath(path), "r") as f:
         if GROUP not in f:
@@ -144,7 +176,9 @@ def read_density(path, allow_partial: bool = True) -> DensityRecord:
         if not complete and not allow_partial:
             raise ValueError(f"{os.fspath(path)}: /{GROUP} is incomplete ({n} rows committed)")
         boundary = [[s.decode() if isinstance(s, bytes) else str(s) for s in row] for row in g.attrs["boundary"]]
-        grid = Grid(g.attrs["lower"], g.attrs["upper"], g.attrs["n"], [tuple(b) for b in boundary])
+        grid = {"lower": np.asarray(g.attrs["lower"], dtype=np.float64).tolist(),
+                "upper": np.asarray(g.attrs["upper"], dtype=np.float64).tolist(),
+                "n": [int(v) for v in g.attrs["n"]], "boundary": boundary}
         t = g["t"][:n]
         p = g["p"][:n]
         config = json.loads(g.attrs["config"])

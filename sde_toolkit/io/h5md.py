@@ -37,12 +37,14 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._random import Seed
 from .._version import __version__
 from .observables import OBSERVABLE_NAMES, ObservableAccumulator
 
@@ -152,14 +154,16 @@ class H5MDWriter:
     """The sink of ``simulate(..., out=path)``: streams frames into an H5MD file (see the module docstring).
 
     Create with :func:`open_sink`; resume with :meth:`reopen`. Memory use is bounded by the integrator's frame
-    buffer, one copy of the ``(n_paths, dim)`` state and HDF5's chunk cache, whatever the run length.
+    buffer, one copy of the ``(n_paths, dim)`` state and HDF5's chunk cache, whatever the run length. The writer
+    knows the run only as data: the plan's header dict, the saved steps and the states it is handed.
     """
 
-    def __init__(self, file, part: Path, out: Path, plan, *, flush_interval: float, positions: bool,
+    def __init__(self, file, part: Path, out: Path, save_steps, *, flush_interval: float, positions: bool,
                  dtype: np.dtype, observables: ObservableAccumulator | None, n_frames_done: int = 0,
                  slot: int = 1):
         self._f = file
-        self.part, self.out, self.plan = part, out, plan
+        self.part, self.out = part, out
+        self.save_steps = np.asarray(save_steps, dtype=np.int64)
         self.flush_interval = float(flush_interval)
         self.positions = positions
         self.dtype = dtype
@@ -181,7 +185,8 @@ class H5MDWriter:
 
     # -- creation ---------------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, out, plan, sde, x0, *, config: dict | None = None, overwrite: bool = False,
+    def create(cls, out, plan: Mapping[str, Any], save_steps, x0, *, sde: str = "", sde_class: str = "",
+               config: dict | None = None, overwrite: bool = False,
                flush_interval: float = DEFAULT_FLUSH_INTERVAL, dtype: str = "float64",
                compression: str | None = None, compression_level: int | None = None,
                chunk_frames: int | None = None, positions: bool = True, observables=(),
@@ -189,6 +194,14 @@ class H5MDWriter:
         """Create ``<out>.partial`` with the full layout and flush it; see :func:`open_sink`."""
         h5py = _h5py()
         out = Path(out)
+        plan = dict(plan)
+        save_steps = np.asarray(save_steps, dtype=np.int64)
+        x0 = np.asarray(x0, dtype=np.float64)
+        if save_steps.ndim != 1 or save_steps.size < 1:
+            raise ValueError(f"save_steps must be a non-empty 1-D array of steps, got shape {save_steps.shape}")
+        if x0.shape != (int(plan["n_paths"]), int(plan["dim"])):
+            raise ValueError(f"x0 has shape {x0.shape}; the plan says (n_paths, dim) = "
+                             f"({plan['n_paths']}, {plan['dim']})")
         if out.is_dir():
             raise IsADirectoryError(f"output {out} is a folder; give a file name such as {out / 'run.h5'}")
         parent = out.parent if str(out.parent) else Path(".")
@@ -211,7 +224,8 @@ class H5MDWriter:
             raise ValueError(f"unknown observables {bad}; choose from {OBSERVABLE_NAMES}")
         if not positions and not observables:
             raise ValueError("positions=False and no observables: nothing would be stored")
-        acc = ObservableAccumulator(observables, plan.dim, histogram_bins, histogram_range) if observables else None
+        acc = (ObservableAccumulator(observables, int(plan["dim"]), histogram_bins, histogram_range)
+               if observables else None)
         if out.exists() and not overwrite:
             raise FileExistsError(f"output {out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
         part = partial_path(out)
@@ -233,8 +247,8 @@ class H5MDWriter:
                 raise FileExistsError(f"cannot create {tmp}: HDF5 file lock held by another process ({exc})") from None
             raise
         try:
-            n_save = len(plan.save_steps)
-            n, dim = plan.n_paths, plan.dim
+            n_save = len(save_steps)
+            n, dim = int(plan["n_paths"]), int(plan["dim"])
             h5 = f.create_group("h5md")
             h5.attrs["version"] = np.array([1, 1], dtype=np.int32)
             author = h5.create_group("author")
@@ -259,7 +273,8 @@ class H5MDWriter:
                 _time_series_axes(pos, n_save, chunks[0])
             if acc is not None:
                 acc.create(f, n_save, comp)
-            _write_run_group(f, plan, sde, x0, config, positions, observables, dt_, flush_interval)
+            _write_run_group(f, plan, n_save, sde, sde_class, x0, config, positions, observables, dt_,
+                             flush_interval)
             f.flush()
             _publish_new(tmp, part)
         except BaseException:
@@ -267,14 +282,19 @@ class H5MDWriter:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        w = cls(f, part, out, plan, flush_interval=flush_interval, positions=positions, dtype=dt_, observables=acc)
+        w = cls(f, part, out, save_steps, flush_interval=flush_interval, positions=positions, dtype=dt_,
+                observables=acc)
         log.debug("created %s (%d frames x %d paths x %d dims, flush every %.3g s)", part, n_save, n, dim,
                   flush_interval)
         return w
 
     @classmethod
-    def reopen(cls, part: Path, out: Path, plan, *, flush_interval: float | None = None) -> H5MDWriter:
-        """Open a ``.partial`` run for appending after its checkpoint (used by :func:`resume`)."""
+    def reopen(cls, part: Path, out: Path, save_steps, *, flush_interval: float | None = None) -> H5MDWriter:
+        """Open a ``.partial`` run for appending after its checkpoint (used by ``sde_toolkit.runs.resume``).
+
+        ``save_steps`` are the run's saved steps (rebuilt from the stored plan by the caller).
+        """
+        save_steps = np.asarray(save_steps, dtype=np.int64)
         h5py = _h5py()
         try:
             f = h5py.File(part, "r+", rdcc_nbytes=CHUNK_CACHE_BYTES)
@@ -285,8 +305,10 @@ class H5MDWriter:
         try:
             g = f[RUN_GROUP]
             n_committed, step, slot = (int(v) for v in g["commit"][...])
-            n_save = len(plan.save_steps)
-            done = int(np.searchsorted(plan.save_steps, step, side="right"))
+            n_save = len(save_steps)
+            if n_save != int(g.attrs["n_frames_expected"]):
+                raise ValueError(f"{part}: {n_save} saved steps given, the file expects {g.attrs['n_frames_expected']}")
+            done = int(np.searchsorted(save_steps, step, side="right"))
             if done > n_committed:
                 raise ValueError(f"{part}: checkpoint at step {step} but only {n_committed} frames committed")
             positions = bool(g.attrs["positions"])
@@ -306,8 +328,8 @@ class H5MDWriter:
         except BaseException:
             f.close()
             raise
-        w = cls(f, part, out, plan, flush_interval=interval, positions=positions, dtype=dt_, observables=acc,
-                n_frames_done=done, slot=slot)
+        w = cls(f, part, out, save_steps, flush_interval=interval, positions=positions, dtype=dt_,
+                observables=acc, n_frames_done=done, slot=slot)
         w.n_committed = n_committed
         return w
 
@@ -317,7 +339,7 @@ class H5MDWriter:
         k = len(steps)
         if k == 0:
             return
-        i0 = int(np.searchsorted(self.plan.save_steps, steps[0]))
+        i0 = int(np.searchsorted(self.save_steps, steps[0]))
         i1 = i0 + k
         if self.positions:
             self._value[i0:i1] = np.asarray(frames, dtype=self.dtype)
@@ -364,12 +386,6 @@ class H5MDWriter:
         os.replace(self.part, self.out)
         self.final_file = self.out
         log.debug("published %s with status %s (%d frames)", self.out, status, self.n_committed)
-
-    def result(self):
-        """A :class:`~sde_toolkit.integrate.Trajectory` whose ``x`` reads frames lazily from the file."""
-        path = self.final_file or self.out
-        run = H5MDRun(path, allow_partial=self.status != "complete", _warn=False)
-        return run.trajectory()
 
     # -- internals --------------------------------------------------------------------------------------------
     def _hdf5_flush(self) -> None:
@@ -438,24 +454,28 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_run_group(f, plan, sde, x0, config, positions, observables, dtype, flush_interval) -> None:
+def _write_run_group(f, plan: dict, n_save: int, sde: str, sde_class: str, x0, config, positions, observables,
+                     dtype, flush_interval) -> None:
     g = f.create_group(RUN_GROUP)
-    desc = plan.to_dict()
+    desc = dict(plan)
+    meta = desc.pop("meta", None) or {}
+    seed = Seed.from_json(desc["seed"])
     g.attrs["format_version"] = np.int32(FILE_FORMAT_VERSION)
     g.attrs["status"] = "running"
     g.attrs["config"] = _json(config) if config is not None else "null"
     g.attrs["config_source"] = "toml" if config is not None else "python"
     g.attrs["plan"] = _json(desc)
-    g.attrs["sde"] = repr(sde)
-    g.attrs["sde_class"] = f"{type(sde).__module__}.{type(sde).__qualname__}"
-    g.attrs["seed"] = str(plan.seed.entropy)  # decimal text: exact for 128-bit entropy
-    g.attrs["dt"] = float(plan.dt)
-    g.attrs["method"] = plan.method
-    g.attrs["driver"] = plan.driver
-    g.attrs["noise_scheme"] = desc["noise_scheme"]
+    g.attrs["sde"] = str(sde)
+    g.attrs["sde_class"] = str(sde_class)
+    g.attrs["seed"] = str(seed.entropy)  # decimal text: exact for 128-bit entropy
+    g.attrs["seed_spawn_key"] = json.dumps(list(seed.spawn_key))
+    g.attrs["dt"] = float(desc["dt"])
+    g.attrs["method"] = str(desc["method"])
+    g.attrs["driver"] = str(desc["driver"])
+    g.attrs["noise_scheme"] = str(desc["noise_scheme"])
     g.attrs["package_version"] = __version__
-    g.attrs["numpy_version"] = desc["numpy_version"]
-    g.attrs["numba_version"] = desc["numba_version"]
+    g.attrs["numpy_version"] = str(desc.get("numpy_version", np.__version__))
+    g.attrs["numba_version"] = str(desc.get("numba_version", ""))
     g.attrs["h5py_version"] = _h5py().version.version
     g.attrs["hdf5_version"] = _h5py().version.hdf5_version
     g.attrs["creation_time"] = _now()
@@ -463,27 +483,30 @@ def _write_run_group(f, plan, sde, x0, config, positions, observables, dtype, fl
     g.attrs["position_dtype"] = str(dtype)
     g.attrs["observables"] = json.dumps(list(observables))
     g.attrs["flush_interval"] = float(flush_interval)
-    g.attrs["n_frames_expected"] = np.int64(len(plan.save_steps))
-    g.attrs["increments"] = bool(plan.meta.get("increments", False))
+    g.attrs["n_frames_expected"] = np.int64(n_save)
+    g.attrs["increments"] = bool(desc.get("increments") or meta.get("increments", False))
     commit = g.create_dataset("commit", data=np.array([0, 0, 1], dtype=np.int64))
     commit.attrs["fields"] = np.array(["n_committed", "checkpoint_step", "checkpoint_slot"],
                                       dtype=_h5py().string_dtype())
     ck = g.create_group("checkpoint")
-    n, dim = plan.n_paths, plan.dim
+    n, dim = x0.shape
     cp = n if n * dim * 8 <= CHUNK_MAX_FRAME_BYTES else max(1, CHUNK_MAX_FRAME_BYTES // (dim * 8))
     st = ck.create_dataset("state", shape=(2, n, dim), dtype=np.float64, chunks=(1, cp, dim))
     st[1] = np.asarray(x0, dtype=np.float64)  # slot 1 <- x0, matching the initial record [0, 0, 1]
 
 
-def open_sink(out, plan, sde, x0, **options: Any) -> H5MDWriter:
+def open_sink(out, plan: Mapping[str, Any], save_steps, x0, **options: Any) -> H5MDWriter:
     """Create the H5MD writer that ``simulate(..., out=out)`` streams into.
 
     Args:
         out: the output path; the run is written to ``<out>.partial`` and renamed to ``out`` when it ends.
-        plan: the :class:`~sde_toolkit.integrate.RunPlan` of the run.
-        sde: the SDE (its ``repr`` is stored; the config, if given, is what ``resume`` rebuilds it from).
+        plan: the run plan as a header dict (``RunPlan.to_dict()``: ``n_paths``, ``dim``, ``seed``, ``dt``,
+            ``method``, ``driver``, ``noise_scheme``, ...); stored as the ``plan`` attribute (JSON) without its
+            ``meta`` entry, whose ``increments`` flag becomes the ``increments`` attribute.
+        save_steps: ``(n_frames,)`` integer steps of the saved frames (the datasets' length).
         x0: ``(n_paths, dim)`` initial states (the first checkpoint).
-        **options: ``config`` (dict stored as JSON; needed by ``resume`` without ``sde=``), ``overwrite``
+        **options: ``sde`` and ``sde_class`` (text: the SDE's ``repr`` and class path, stored for provenance;
+            the config, if given, is what ``resume`` rebuilds the SDE from), ``config`` (dict stored as JSON; needed by ``resume`` without ``sde=``), ``overwrite``
             (replace an existing ``out``), ``flush_interval`` (seconds between durable commits, default 5),
             ``dtype`` (``"float64"`` or ``"float32"`` positions), ``compression`` (``"gzip"``/``"lzf"``),
             ``compression_level``, ``chunk_frames`` (frames per chunk), ``positions`` (store positions,
@@ -497,7 +520,7 @@ def open_sink(out, plan, sde, x0, **options: Any) -> H5MDWriter:
         FileNotFoundError: the output folder does not exist.
         ValueError: a bad option.
     """
-    return H5MDWriter.create(out, plan, sde, x0, **options)
+    return H5MDWriter.create(out, plan, save_steps, x0, **options)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -696,26 +719,10 @@ class H5MDRun(_LazyFile):
         with self._opened() as f:
             return f["observables/histogram/bin_edges"][...]
 
-    def trajectory(self):
-        """A :class:`Trajectory` with lazy ``x`` (reads frames on access)."""
-        from ..integrate.trajectory import Trajectory
-
-        x = self.x if self.x is not None else _NoPositions(self)
-        return Trajectory(t=self.t, x=x, steps=self.steps, meta=self._traj_meta())
-
-    def load(self):
-        """The committed frames as an in-memory :class:`Trajectory`."""
-        from ..integrate.trajectory import Trajectory
-
-        if self.x is None:
-            raise ValueError(f"{self.path} stores no positions (output.positions = false); "
-                             f"read run.observables instead")
-        return Trajectory(t=np.asarray(self.t), x=self.x[:], steps=np.asarray(self.steps), meta=self._traj_meta())
-
-    def _traj_meta(self) -> dict:
-        meta = dict(self.plan)
-        meta.update(status=self.status, file=str(self.path), n_committed=self.n_committed)
-        return meta
+    def position_view(self) -> LazyFrames:
+        """The positions as a lazy ``(n_committed, n_paths, dim)`` view; for a run that stored observables only, a
+        shape-only view whose reads raise ``ValueError`` (what ``Trajectory.from_run`` puts in ``x``)."""
+        return self.x if self.x is not None else _NoPositions(self)
 
     def __repr__(self) -> str:
         return (f"H5MDRun({str(self.path)!r}, status={self.status!r}, frames={self.n_committed}/{self.n_expected}, "
@@ -753,85 +760,47 @@ def open_run(path, allow_partial: bool = False) -> H5MDRun:
     return H5MDRun(path, allow_partial=allow_partial)
 
 
-def load_trajectory(path, allow_partial: bool = False):
-    """Load a trajectory file into memory as a :class:`~sde_toolkit.integrate.Trajectory`."""
-    return H5MDRun(path, allow_partial=allow_partial).load()
-
-
-# ------------------------------------------------------------------------------------------------------------
-# resume
-# ------------------------------------------------------------------------------------------------------------
 class ResumeError(ValueError):
-    """The file cannot be resumed (complete, diverged, no config and no ``sde=``, different noise scheme)."""
+    """The file cannot be resumed (complete, diverged, no config and no ``sde=``, different noise scheme, or
+    driven by user-supplied increments); raised by ``sde_toolkit.runs.resume``."""
 
 
-def resume(path, sde=None, progress: bool | None = None, *, threads: int | None = None,
-           flush_interval: float | None = None):
-    """Continue an interrupted or killed run; the result equals an unbroken run bit for bit.
+def summarize(path) -> dict:
+    """What ``sde-toolkit inspect`` shows: every group and dataset (shape, dtype, chunks) of any HDF5 file, and
+    for a trajectory file its status, commit record, expected frames and run attributes (``config`` and ``plan``
+    decoded from JSON).
 
-    The run restarts from its last durable checkpoint (the full float64 state at an integer step) with the
-    same plan and random streams, which the integrator regenerates from ``(seed, path chunk, step block)``.
-
-    Args:
-        path: the run's output path (``RUN.h5``) or its ``RUN.h5.partial`` file.
-        sde: the SDE, required when the run was started from Python without a config.
-        progress: progress bar (``None``: only for runs longer than ~2 s).
-        threads: worker threads (results do not depend on it).
-        flush_interval: override the stored flush interval (seconds).
-
-    Returns:
-        The finished :class:`Trajectory` (lazy ``x``).
-
-    Raises:
-        ResumeError: complete or diverged runs, runs from Python without ``sde=``, or a file written with a
-            different random-stream scheme.
-        DivergenceError: the continued run diverged (status ``"diverged"``, frames kept).
+    ``path`` may name ``RUN.h5`` while only ``RUN.h5.partial`` exists (a killed run).
     """
-    from ..integrate.plan import RunPlan
-    from ..integrate.simulate import run_plan
+    h5py = _h5py()
+    p = Path(path)
+    if not p.exists() and partial_path(p).exists():
+        p = partial_path(p)
+    if not p.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    items: list[dict] = []
+    info: dict = {"file": str(p), "items": items}
+    with h5py.File(p, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                items.append({"path": "/" + name, "kind": "dataset", "shape": list(obj.shape), "dtype": str(obj.dtype),
+                              "chunks": list(obj.chunks) if obj.chunks else None})
+            else:
+                items.append({"path": "/" + name, "kind": "group"})
 
-    given = Path(path)
-    out = final_path(given)
-    part = partial_path(out)
-    src = part if part.exists() else out
-    if not src.exists():
-        raise FileNotFoundError(f"no run to resume at {out} or {part}")
-    run = H5MDRun(src, allow_partial=True, _warn=False)
-    if run.status == "complete":
-        raise ResumeError(f"{src} is already complete ({run.n_committed} frames); nothing to resume")
-    if run.status == "diverged":
-        raise ResumeError(f"{src} diverged at its end; resuming would diverge again. Rerun with a smaller dt")
-    if run.meta.get("increments") or run.plan.get("increments"):
-        raise ResumeError(f"{src} was driven by user-supplied increments; it cannot be resumed")
-    p = run.plan
-    if sde is None:
-        if not isinstance(run.config, dict) or "sde" not in run.config:
-            raise ResumeError(
-                f"{src} was started from Python without a config (SDE {run.meta.get('sde')}); "
-                "pass the same SDE: st.resume(path, sde=...)"
-            )
-        from ..config import build_sde
-
-        sde = build_sde(run.config["sde"])
-    if sde.dim != int(p["dim"]):
-        raise ResumeError(f"the SDE is {sde.dim}-dimensional but {src} holds dim={p['dim']}")
-    try:
-        plan = RunPlan.from_dict(p)
-    except ValueError as exc:
-        raise ResumeError(f"{src}: {exc}; the continuation would not match the original run") from None
-    if repr(sde) != run.meta.get("sde"):
-        log.warning("resuming %s with SDE %r, but the file was written by %s", src, sde, run.meta.get("sde"))
-    n_steps = plan.n_steps
-    if len(plan.save_steps) != run.n_expected:
-        raise ResumeError(f"{src}: stored plan gives {len(plan.save_steps)} frames, file expects {run.n_expected}")
-    step, state = run.checkpoint()
-    x = np.ascontiguousarray(state, dtype=np.float64)
-    if src == out:
-        if part.exists():
-            raise FileExistsError(f"both {out} and {part} exist; remove the stale one first")
-        os.replace(out, part)
-    sink = H5MDWriter.reopen(part, out, plan, flush_interval=flush_interval)
-    log.debug("resuming %s at step %d of %d (%d frames on disk)", part, step, n_steps, sink.n_written)
-    run_plan(sde, plan, x, sink, start_step=step, progress=progress, threads=threads, out_label=str(out),
-             write_initial=False)
-    return sink.result()
+        f.visititems(visit)
+        if RUN_GROUP in f:
+            g = f[RUN_GROUP]
+            attrs = {k: _attr(v) for k, v in g.attrs.items()}
+            info["status"] = attrs.get("status")
+            if "commit" in g:
+                n, step, _ = (int(v) for v in g["commit"][...])
+                info["n_committed"], info["checkpoint_step"] = n, step
+            info["n_frames_expected"] = attrs.get("n_frames_expected")
+            for k in ("config", "plan"):
+                with contextlib.suppress(TypeError, ValueError):
+                    attrs[k] = json.loads(attrs[k])
+            info["parameters"] = attrs
+        for k, v in f.attrs.items():
+            info.setdefault("root_attrs", {})[k] = _attr(v)
+    return info

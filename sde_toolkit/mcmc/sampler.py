@@ -113,12 +113,76 @@ class Chains:
         """Split R-hat per coordinate."""
         return split_rhat(self.samples)
 
+    # -- files (the format itself lives in sde_toolkit.io.chains) ---------------------------------------------
+    @classmethod
+    def from_record(cls, rec) -> Chains:
+        """Chains from a :class:`~sde_toolkit.io.ChainsRecord` (what ``st.io.read_chains`` returns)."""
+        return cls(
+            samples=rec.samples, method=rec.method, step=rec.step, kT=rec.kT, gamma=rec.gamma, n_steps=rec.n_steps,
+            burn_in=rec.burn_in, thin=rec.thin, seed=rec.seed, final_position=rec.final_position,
+            backend=rec.backend, energies=rec.energies, accepted=rec.accepted, final_momentum=rec.final_momentum,
+            wall_time=rec.wall_time, compile_time=rec.compile_time,
+        )
+
+    @classmethod
+    def from_file(cls, path, allow_partial: bool = False) -> Chains:
+        """Read a chains file (``langevin(..., out=path)`` or :meth:`to_file`) back, bit for bit.
+
+        Raises:
+            FileNotFoundError: no such file (nor ``<path>.partial``).
+            ValueError: not a chains file, or an incomplete one without ``allow_partial=True`` (then an
+                ``IncompleteRunWarning`` is issued and ``n_steps``/``final_position`` describe the last kept
+                sample).
+        """
+        from ..io.chains import read_chains
+
+        return cls.from_record(read_chains(path, allow_partial=allow_partial))
+
+    def to_record(self, diagnostics: bool = True):
+        """The :class:`~sde_toolkit.io.ChainsRecord` of these chains, diagnostics in its ``attrs``."""
+        from ..io.chains import ChainsRecord
+
+        return ChainsRecord(
+            samples=self.samples, method=self.method, step=self.step, kT=self.kT, gamma=self.gamma,
+            n_steps=self.n_steps, burn_in=self.burn_in, thin=self.thin, seed=self.seed,
+            final_position=self.final_position, backend=self.backend, energies=self.energies,
+            accepted=self.accepted, final_momentum=self.final_momentum, wall_time=self.wall_time,
+            compile_time=self.compile_time, attrs=diagnostic_attrs(self, diagnostics),
+        )
+
+    def to_file(self, path, *, config: dict | None = None, overwrite: bool = False, diagnostics: bool = True):
+        """Write the chains to ``path`` in the layout of ``langevin(..., out=path)``; returns the path.
+
+        Args:
+            path: output file; written as ``<path>.partial`` and renamed when complete.
+            config: extra JSON-able provenance merged into the ``config`` attribute.
+            overwrite: replace an existing file.
+            diagnostics: store ``tau``, ``ess`` and ``rhat`` attributes (needs >= 4 finite kept samples).
+        """
+        from ..io.chains import write_chains
+
+        return write_chains(self.to_record(diagnostics), path, config=config, overwrite=overwrite)
+
     def __repr__(self):
         acc = "" if self.accepted is None else f", acceptance_rate={self.acceptance_rate:.3f}"
         return (
             f"Chains(method={self.method!r}, samples={self.samples.shape}, step={self.step}, kT={self.kT}"
             f"{acc}, backend={self.backend!r})"
         )
+
+
+def diagnostic_attrs(chains: Chains, enabled: bool = True) -> dict:
+    """The attributes a chains file stores about its samples: ``acceptance_rate`` (MALA), ``n_diverged`` and,
+    when ``enabled`` and there are >= 4 finite kept samples, ``tau``, ``ess`` and ``rhat`` per coordinate."""
+    out: dict = {}
+    if chains.accepted is not None:
+        out["acceptance_rate"] = float(chains.acceptance_rate)
+    out["n_diverged"] = np.int64(int(chains.diverged.sum()))
+    if enabled and chains.samples.shape[0] >= 4 and np.isfinite(chains.samples).all():
+        out["tau"] = np.asarray(chains.tau(), dtype=np.float64)
+        out["ess"] = np.asarray(chains.ess(), dtype=np.float64)
+        out["rhat"] = np.asarray(chains.rhat(), dtype=np.float64)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -338,8 +402,10 @@ def langevin(
         final_q = x[:, :d].copy()
         final_p = x[:, d:].copy() if method == "baoab" else None
         if writer is not None:
-            return writer.finish(final_position=final_q, final_momentum=final_p, accepted=accepted, wall_time=wall,
-                                 compile_time=compile_time)
+            rec_ = writer.finish(final_position=final_q, final_momentum=final_p, accepted=accepted, wall_time=wall,
+                                 compile_time=compile_time,
+                                 summarize=lambda r: diagnostic_attrs(Chains.from_record(r)))
+            return Chains.from_record(rec_)
     except BaseException as exc:
         if writer is not None and not writer.closed:
             writer.abort(interrupted=isinstance(exc, KeyboardInterrupt))

@@ -83,7 +83,8 @@ def last_durable_commit(log: Path) -> int:
 def kill_reference(tmp_path_factory):
     """The uninterrupted in-memory run of the kill config (t1 = 60), and the built job."""
     import sde_toolkit as st
-    from sde_toolkit.config import load_config, prepare_simulation
+    from sde_toolkit.config import load_config
+    from sde_toolkit.runs import prepare_simulation
 
     d = tmp_path_factory.mktemp("killref")
     cfg = load_config(write_config(d))

@@ -1,4 +1,8 @@
-"""MCMC chains in the HDF5 file family: exact round trip, layout with plain h5py, errors, streaming ``out=``."""
+"""MCMC chains in the HDF5 file family: exact round trip, layout with plain h5py, errors, streaming ``out=``.
+
+The format (``sde_toolkit.io.chains``) reads and writes :class:`ChainsRecord`; ``Chains.to_file`` /
+``Chains.from_file`` / ``Chains.from_record`` are the mcmc side.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ import pytest
 
 import sde_toolkit as st
 import sde_toolkit.io.chains as chains_io
-from sde_toolkit.io import ChainsFile, open_chains, read_chains, write_chains
+from sde_toolkit._random import Seed
+from sde_toolkit.io import ChainsFile, ChainsRecord, open_chains, read_chains, write_chains
+from sde_toolkit.mcmc import Chains
 
 V2 = st.potentials.GaussianMixture([0.4, 0.6], [[-1.0, 0.0], [1.0, 0.5]],
                                    [[[0.5, 0.1], [0.1, 0.4]], [[0.6, -0.1], [-0.1, 0.3]]])
@@ -45,18 +51,45 @@ def small_blocks(monkeypatch):
 def test_round_trip_is_exact(tmp_path, method):
     c = st.mcmc.langevin(V2, _x0(), method=method, seed=None, kT=0.8, gamma=1.3, **RUN)  # 128-bit entropy
     assert c.seed.entropy >= 2**64  # stored as decimal text (fails with probability 2^-64)
-    path = write_chains(c, tmp_path / "c.h5")
+    path = c.to_file(tmp_path / "c.h5")
     assert path == tmp_path / "c.h5" and path.exists()
     assert not (tmp_path / "c.h5.partial").exists()
-    back = read_chains(path)
+    back = Chains.from_file(path)
     _assert_same(c, back)
     assert back.wall_time == c.wall_time
     np.testing.assert_array_equal(back.ess(), c.ess())
+    # the format's own reader: a record of arrays and attributes, no Chains
+    rec = read_chains(path)
+    assert isinstance(rec, ChainsRecord) and not isinstance(rec, Chains) and rec.complete
+    np.testing.assert_array_equal(rec.samples, c.samples)
+    assert rec.config["method"] == method and rec.attrs["status"] == "complete"
+    if method == "mala":
+        assert rec.attrs["acceptance_rate"] == c.acceptance_rate
+    _assert_same(c, Chains.from_record(rec))
+
+
+def test_record_round_trip_through_the_format_alone(tmp_path):
+    """``write_chains(record)`` stores a record's arrays and extra attributes; reading it back is exact, and a
+    read record written again carries the same extras (the layout's own attributes are the writer's)."""
+    rec = ChainsRecord(samples=np.arange(24.0).reshape(4, 3, 2), method="ula", step=0.5, kT=1.0, gamma=1.0,
+                       n_steps=9, burn_in=1, thin=2, seed=Seed(2**70 + 3, (4,)), final_position=np.ones((3, 2)),
+                       backend="numpy", attrs={"note_value": 1.5, "per_coord": [0.1, 0.2]})
+    write_chains(rec, tmp_path / "r.h5")
+    back = read_chains(tmp_path / "r.h5")
+    np.testing.assert_array_equal(back.samples, rec.samples)
+    np.testing.assert_array_equal(back.final_position, rec.final_position)
+    assert (back.seed, back.n_steps, back.energies, back.accepted) == (rec.seed, 9, None, None)
+    assert back.attrs["note_value"] == 1.5
+    np.testing.assert_array_equal(back.attrs["per_coord"], [0.1, 0.2])
+    write_chains(back, tmp_path / "r2.h5")
+    again = read_chains(tmp_path / "r2.h5")
+    np.testing.assert_array_equal(again.samples, rec.samples)
+    assert again.attrs["note_value"] == 1.5 and again.status == "complete"
 
 
 def test_layout_with_plain_h5py(tmp_path):
     c = st.mcmc.langevin(V2, _x0(), method="mala", seed=3, **RUN)
-    write_chains(c, tmp_path / "c.h5", config={"note": "layout"})
+    c.to_file(tmp_path / "c.h5", config={"note": "layout"})
     n_kept = (RUN["n_steps"] - RUN["burn_in"]) // RUN["thin"]
     with h5py.File(tmp_path / "c.h5", "r") as f:
         assert list(f["h5md"].attrs["version"]) == [1, 1]
@@ -94,32 +127,32 @@ def test_layout_with_plain_h5py(tmp_path):
 def test_bad_paths_and_existing_files(tmp_path):
     c = st.mcmc.langevin(V2, _x0(8), method="ula", seed=1, **RUN)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        write_chains(c, tmp_path / "missing" / "c.h5")
+        c.to_file(tmp_path / "missing" / "c.h5")
     with pytest.raises(IsADirectoryError):
-        write_chains(c, tmp_path)
+        c.to_file(tmp_path)
     path = tmp_path / "c.h5"
     path.write_bytes(b"not hdf5")
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        write_chains(c, path)
+        c.to_file(path)
     with pytest.raises(FileExistsError, match="overwrite=True"):
         st.mcmc.langevin(V2, _x0(8), method="ula", seed=1, out=path, **RUN)
     assert path.read_bytes() == b"not hdf5"  # untouched
     assert not (tmp_path / "c.h5.partial").exists()
-    write_chains(c, path, overwrite=True)
-    _assert_same(c, read_chains(path))
+    c.to_file(path, overwrite=True)
+    _assert_same(c, Chains.from_file(path))
     # a leftover .partial (another writer or a failed run) blocks a new run unless overwrite=True
     part = tmp_path / "d.h5.partial"
     part.write_bytes(b"")
     with pytest.raises(FileExistsError, match="partial"):
-        write_chains(c, tmp_path / "d.h5")
-    write_chains(c, tmp_path / "d.h5", overwrite=True)
+        c.to_file(tmp_path / "d.h5")
+    c.to_file(tmp_path / "d.h5", overwrite=True)
     assert not part.exists()
     with pytest.raises(FileNotFoundError):
-        read_chains(tmp_path / "nope.h5")
+        Chains.from_file(tmp_path / "nope.h5")
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f.create_group("particles/all")
     with pytest.raises(ValueError, match="not an sde_toolkit chains file"):
-        read_chains(tmp_path / "other.h5")
+        Chains.from_file(tmp_path / "other.h5")
 
 
 @pytest.mark.parametrize("method", ["ula", "mala", "baoab"])
@@ -129,8 +162,9 @@ def test_langevin_out_equals_in_memory(tmp_path, small_blocks, method, backend):
     mem = st.mcmc.langevin(V2, _x0(), **kw)
     path = tmp_path / f"{method}.h5"
     streamed = st.mcmc.langevin(V2, _x0(), out=path, **kw)
+    assert isinstance(streamed, Chains)
     _assert_same(mem, streamed)
-    _assert_same(mem, read_chains(path))
+    _assert_same(mem, Chains.from_file(path))
     assert mem.samples.shape[0] == 28  # 6 blocks of 5 kept samples (the last one partial)
     assert not (tmp_path / f"{method}.h5.partial").exists()
 
@@ -154,7 +188,7 @@ def test_langevin_out_with_a_score_and_store_energy_off(tmp_path, small_blocks):
 
 def test_lazy_view(tmp_path):
     c = st.mcmc.langevin(V2, _x0(), method="mala", seed=5, **RUN)
-    write_chains(c, tmp_path / "c.h5")
+    c.to_file(tmp_path / "c.h5")
     view = open_chains(tmp_path / "c.h5")
     assert isinstance(view, ChainsFile) and view.complete and view.method == "mala"
     assert view.samples.shape == c.samples.shape and view.energies.shape == c.energies.shape
@@ -166,7 +200,7 @@ def test_lazy_view(tmp_path):
     assert view.acceptance_rate == pytest.approx(c.acceptance_rate, rel=1e-15)
     with view:
         np.testing.assert_array_equal(np.asarray(view.samples), c.samples)
-    _assert_same(c, view.load())
+    _assert_same(c, Chains.from_record(view.load()))
 
 
 def test_interrupt_publishes_the_committed_blocks(tmp_path, small_blocks):
@@ -184,9 +218,9 @@ def test_interrupt_publishes_the_committed_blocks(tmp_path, small_blocks):
         st.mcmc.langevin(score, _x0(), out=path, **kw)
     assert path.exists() and not (tmp_path / "i.h5.partial").exists()
     with pytest.raises(ValueError, match="interrupted"):
-        read_chains(path)
+        Chains.from_file(path)
     with pytest.warns(st.io.IncompleteRunWarning):
-        part = read_chains(path, allow_partial=True)
+        part = Chains.from_file(path, allow_partial=True)
     # steps 1..59 completed: kept samples at steps 15, 19, ..., 59 -> 12, of which 10 in two committed blocks
     assert part.samples.shape == (10, 70, 2)
     assert part.n_steps == RUN["burn_in"] + RUN["thin"] * 10

@@ -9,7 +9,8 @@ import numpy as np
 
 import sde_toolkit as st
 from sde_toolkit._random import NOISE_V1
-from sde_toolkit.config import load_config, prepare_simulation
+from sde_toolkit.config import load_config
+from sde_toolkit.runs import prepare_simulation
 
 GOLDEN = Path(__file__).resolve().parents[1] / "resources" / "golden_ou.h5"
 

@@ -125,6 +125,49 @@ def test_interrupted_reader_semantics_and_exact_resume(tmp_path):
         st.resume(out, sde=_plain_sde())
 
 
+def test_a_run_driven_by_increments_is_refused_by_resume(tmp_path):
+    """The file holds no user-supplied increments, so "resuming" would continue with fresh noise: refused."""
+    x0 = np.linspace(-1, 1, 20)[:, None]
+    kw = dict(t1=6.0, dt=0.01, save_every=7, seed=3, driver="batched", progress=False)
+    dw = np.random.default_rng(1).normal(scale=0.1, size=(600, 20, 1))
+    out = tmp_path / "inc.h5"
+    with pytest.raises(KeyboardInterrupt):
+        st.simulate(_interrupting_sde(3.0), x0, out=out, flush_interval=0.0, increments=dw, **kw)
+    with pytest.warns(IncompleteRunWarning):
+        run = st.io.open(out, allow_partial=True)
+    assert run.status == "interrupted" and run.meta["increments"] is True and 0 < run.n_committed
+    before = out.read_bytes()
+    with pytest.raises(ResumeError, match="increments"):
+        st.resume(out, sde=_plain_sde(), progress=False)
+    assert out.read_bytes() == before and not partial_path(out).exists()  # untouched
+    # a killed one (still at .partial) is refused too, and a seeded run records increments = False
+    part = partial_path(tmp_path / "inc2.h5")
+    out.rename(part)
+    with pytest.raises(ResumeError, match="increments"):
+        st.resume(part, sde=_plain_sde(), progress=False)
+    st.simulate(_plain_sde(), x0, out=tmp_path / "seeded.h5", **kw)
+    assert st.io.open(tmp_path / "seeded.h5").meta["increments"] is False
+
+
+def test_trajectory_from_run_and_from_file(tmp_path, ou):
+    sde, x0, ref = ou
+    out = tmp_path / "r.h5"
+    traj = st.simulate(sde, x0, out=out, progress=False, **OU)
+    assert isinstance(traj.x, st.io.LazyFrames)  # simulate(out=) reads back lazily, as before
+    run = st.io.open(out)
+    lazy = st.Trajectory.from_run(run)
+    assert isinstance(lazy.x, st.io.LazyFrames) and lazy.x.shape == ref.x.shape
+    np.testing.assert_array_equal(lazy.x[-1], ref.x[-1])
+    assert lazy.meta["status"] == "complete" and lazy.meta["file"] == str(out)
+    assert lazy.meta["seed"] == {"entropy": str(OU["seed"]), "spawn_key": []} and lazy.meta["n_committed"] == len(ref.t)
+    eager = st.Trajectory.from_run(run, lazy=False)
+    assert isinstance(eager.x, np.ndarray)
+    np.testing.assert_array_equal(eager.x, ref.x)
+    loaded = st.Trajectory.from_file(out)
+    assert isinstance(loaded.x, np.ndarray) and loaded.meta == eager.meta
+    np.testing.assert_array_equal(loaded.steps, ref.steps)
+
+
 def test_divergence_keeps_frames_and_sets_status(tmp_path):
     sde = st.SDE.from_functions(lambda x, t: x * x, lambda x, t: np.zeros_like(x), dim=1)
     x0 = np.array([[1.0], [-1.0]])
@@ -202,7 +245,7 @@ def test_observables_match_numpy_and_resume_exactly(tmp_path):
             np.testing.assert_array_equal(a[f"observables/{name}/value"][...], b[f"observables/{name}/value"][...])
             np.testing.assert_array_equal(a[f"observables/{name}/time"][...], b[f"observables/{name}/time"][...])
     with pytest.raises(ValueError, match="no positions"):
-        st.io.open(part).trajectory().x[0]
+        st.Trajectory.from_run(st.io.open(part)).x[0]
 
 
 def test_histogram_counts_edges_convention():

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sde_toolkit.config import load_config, prepare_simulation
+from sde_toolkit.config import load_config
 from sde_toolkit.integrate import simulate
+from sde_toolkit.runs import prepare_simulation
 
 HERE = Path(__file__).resolve().parent
 CONFIG = {

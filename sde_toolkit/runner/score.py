@@ -1,4 +1,10 @@
-"""Experiments that need torch: ``ddpm`` and ``mcmc_vs_score`` (registered into the runner on demand)."""
+"""Experiments that need torch: ``ddpm`` and ``mcmc_vs_score`` (loaded by :mod:`sde_toolkit.runner` only when such a
+kind is run).
+
+* ``ddpm``: train a score network on a toy data set and sample it (``[score]``).
+* ``mcmc_vs_score``: Langevin MCMC with the exact score, with a learned score, MALA, reverse-SDE sampling with a
+  learned VP-SDE score and the FP stationary density, side by side (``[compare]``).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,20 @@ import time
 
 import numpy as np
 
-from . import plotting
-from .runner import EXPERIMENTS, _Context, _table
+from .. import plotting
+from ..config import ConfigError
+from ._context import ExperimentContext, markdown_table
+
+__all__ = ["exp_ddpm", "exp_mcmc_vs_score"]
 
 SEED_EXPRESSION = "0.1*x**2 - log(0.2 + cos(2*x)**2)"
 
 
-def exp_ddpm(ctx: _Context) -> None:
-    from .score.experiments import run_ddpm_spiral
+def exp_ddpm(ctx: ExperimentContext) -> None:
+    from ..score.experiments import run_ddpm_spiral
 
     sc = ctx.cfg.get("score", {})
     if sc.get("dataset", "spiral") != "spiral":
-        from .config import ConfigError
-
         raise ConfigError(f"dataset {sc['dataset']!r}: the ddpm experiment trains on 'spiral'", "score", "dataset")
     metrics = run_ddpm_spiral(ctx.outdir, steps=sc.get("steps", 4000), seed=sc.get("seed", 0),
                               n_samples=sc.get("n_samples", 5000), n_sample_steps=sc.get("n_steps", 1000),
@@ -28,8 +35,8 @@ def exp_ddpm(ctx: _Context) -> None:
     # the same network drives the reverse SDE through simulate, whose trajectory streams into H5MD
     import torch
 
-    from .metrics import sliced_wasserstein
-    from .score import TorchScore, load_checkpoint, sample
+    from ..metrics import sliced_wasserstein
+    from ..score import TorchScore, load_checkpoint, sample
 
     net, sde, _ = load_checkpoint(ctx.outdir / "model.pt")
     threads = torch.get_num_threads()
@@ -43,7 +50,7 @@ def exp_ddpm(ctx: _Context) -> None:
         wall = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
-    from .datasets import spiral
+    from ..datasets import spiral
 
     fresh = spiral(len(xs), seed=int(sc.get("seed", 0)) + 1000)
     ctx.data.append(h5)
@@ -65,11 +72,11 @@ def exp_ddpm(ctx: _Context) -> None:
                 "A VP-SDE (beta 0.1..20) discretized on 1,000 steps is DDPM; the network is trained with the "
                 "epsilon-loss and sampled by the ancestral sampler. Sample quality is the sliced Wasserstein "
                 "distance and MMD to fresh data, next to the same distances between two fresh data sets "
-                "(the noise floor).\n\n" + _table(rows))
+                "(the noise floor).\n\n" + markdown_table(rows))
 
 
 def _target(name: str):
-    from .sde.potentials import GaussianMixture, from_expression
+    from ..sde.potentials import GaussianMixture, from_expression
 
     if name == "seed_1d":
         return from_expression(SEED_EXPRESSION), "seed density exp(-(0.1x^2 - log(0.2 + cos^2 2x)))"
@@ -77,8 +84,6 @@ def _target(name: str):
         pot = GaussianMixture([0.4, 0.6], [[-1.5, 0.0], [1.5, 0.5]],
                               [[[0.35, 0.15], [0.15, 0.35]], [[0.3, -0.1], [-0.1, 0.25]]])
         return pot, "2-D Gaussian mixture (2 correlated components)"
-    from .config import ConfigError
-
     raise ConfigError(f"unknown target {name!r}; choose 'seed_1d' or 'gaussian_mixture_2d'", "compare", "targets")
 
 
@@ -87,14 +92,14 @@ def _ess_total(chains) -> float:
     return float(np.min(np.asarray(chains.ess())))
 
 
-def exp_mcmc_vs_score(ctx: _Context) -> None:
+def exp_mcmc_vs_score(ctx: ExperimentContext) -> None:
     import torch
 
-    from .fokker_planck import FokkerPlanck, Grid
-    from .mcmc import langevin
-    from .score import ScoreMLP, TorchScore, sample, train
-    from .sde import VPSDE, OverdampedLangevin
-    from .validate import validate_stationary
+    from ..fokker_planck import FokkerPlanck, Grid
+    from ..mcmc import langevin
+    from ..score import ScoreMLP, TorchScore, sample, train
+    from ..sde import VPSDE, OverdampedLangevin
+    from ..validate import validate_stationary
 
     cp = ctx.cfg.get("compare", {})
     seed = int(cp.get("seed", 0))
@@ -206,12 +211,8 @@ def exp_mcmc_vs_score(ctx: _Context) -> None:
                 "density: KS, W1 and histogram TV with pass/fail thresholds from each statistic's null law "
                 "(`validate_stationary`). ESS/s counts the effective samples over all chains per second of "
                 "sampling (Sokal windows), excluding compilation and training.\n\n"
-                + _table(all_rows, ["target", "method", "KS", "W1", "TV", "passed", "wall time (s)", "ESS/s", "note"]))
+                + markdown_table(all_rows, ["target", "method", "KS", "W1", "TV", "passed", "wall time (s)", "ESS/s", "note"]))
     names = [f"{r['target']}: {r['method']}" for r in all_rows if r["method"] != "Fokker–Planck stationary()"]
     vals = [r["TV"] for r in all_rows if r["method"] != "Fokker–Planck stationary()"]
     plotting.bar_table(names, vals, ctx.figure("tv_by_method"), ylabel="histogram TV to exact density",
                        title="distance to the target (lower is better)")
-
-
-EXPERIMENTS["ddpm"] = exp_ddpm
-EXPERIMENTS["mcmc_vs_score"] = exp_mcmc_vs_score

@@ -1,7 +1,4 @@
-"""The experiment runner: ``sde-toolkit run CONFIG.toml [-o OUTDIR]``.
-
-An experiment is a TOML config. Its ``[experiment] kind`` picks what is run (default ``"simulate"`` when the
-config has ``[sde]``, ``[initial]`` and ``[integrate]``, as in the seed's Langevin example):
+"""Simulation experiments: ``simulate``, ``fp_vs_em`` and ``kramers`` (registered in :mod:`sde_toolkit.runner`).
 
 * ``simulate``: stream the ensemble into H5MD, then compare the final states with the stationary density
   (``validate_stationary``) and, for linear SDEs, the moments with the exact marginal.
@@ -9,165 +6,23 @@ config has ``[sde]``, ``[initial]`` and ``[integrate]``, as in the seed's Langev
   ensemble's histograms at every saved time.
 * ``kramers``: first-passage times between the wells of a double well from EM paths, from the FP adjoint
   equation and from Kramers' formula (``[kramers]``).
-* ``ddpm``: train a score network on a toy data set and sample it (``[score]``).
-* ``mcmc_vs_score``: Langevin MCMC with the exact score, with a learned score, MALA, reverse-SDE sampling with a
-  learned VP-SDE score and the FP stationary density, side by side (``[compare]``).
-
-Every experiment writes into OUTDIR: its data (``*.h5``), ``metrics.json``, ``report.md`` and
-``figures/*.png``, and prints where they are.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import plotting
-from ._version import __version__
-from .config import (
-    TABLE_SCHEMAS,
-    Config,
-    ConfigError,
-    Key,
-    TableSchema,
-    _at_least,
-    _finite_check,
-    _positive,
-    load_config,
-    prepare_simulation,
-    register_table,
-)
+from .. import plotting
+from ..config import ConfigError
+from ..runs import prepare_simulation
+from ._context import ExperimentContext, markdown_table
 
-NUM = ("number",)
-NUM_OR_ARRAY = ("number", "array")
-KINDS = ("simulate", "fp_vs_em", "kramers", "ddpm", "mcmc_vs_score")
-
-
-def _register() -> None:
-    schemas = [
-        TableSchema("experiment", {
-            "kind": Key(("string",), default=None, choices=KINDS, doc="what to run"),
-            "title": Key(("string",), default=None),
-            "description": Key(("string",), default=""),
-        }, doc="which experiment"),
-        TableSchema("analysis", {
-            "bins": Key(("integer",), default=120, check=_at_least(5)),
-            "snapshots": Key(("integer",), default=6, check=_at_least(2)),
-            "alpha": Key(NUM, default=1e-3, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v}"),
-        }, doc="analysis of a simulation"),
-        TableSchema("fokker_planck", {
-            "lower": Key(NUM_OR_ARRAY, required=True, check=_finite_check),
-            "upper": Key(NUM_OR_ARRAY, required=True, check=_finite_check),
-            "n": Key(("integer", "array"), required=True),
-            "boundary": Key(("string", "array"), default="reflecting"),
-            "dt": Key(NUM, default=None, check=_positive),
-            "method": Key(("string",), default="crank_nicolson",
-                          choices=("implicit_euler", "crank_nicolson", "expm")),
-        }, doc="Fokker–Planck grid and time stepping"),
-        TableSchema("kramers", {
-            "x_start": Key(NUM, default=None, check=_finite_check),
-            "x_target": Key(NUM, default=None, check=_finite_check),
-            "lower": Key(NUM, default=None, check=_finite_check),
-            "n_cells": Key(("integer",), default=800, check=_at_least(16)),
-        }, doc="first-passage experiment"),
-        TableSchema("score", {
-            "dataset": Key(("string",), default="spiral"),
-            "steps": Key(("integer",), default=4000, check=_at_least(1)),
-            "seed": Key(("integer",), default=0),
-            "n_samples": Key(("integer",), default=5000, check=_at_least(10)),
-            "n_steps": Key(("integer",), default=500, check=_at_least(1)),
-        }, doc="score-model training"),
-        TableSchema("compare", {
-            "targets": Key(("array",), default=["seed_1d", "gaussian_mixture_2d"]),
-            "n_chains": Key(("integer",), default=2000, check=_at_least(10)),
-            "n_steps": Key(("integer",), default=2000, check=_at_least(10)),
-            "step": Key(NUM, default=0.01, check=_positive),
-            "train_steps": Key(("integer",), default=1500, check=_at_least(1)),
-            "score_noise": Key(NUM, default=0.05, check=_positive),
-            "sample_steps": Key(("integer",), default=500, check=_at_least(1)),
-            "seed": Key(("integer",), default=0),
-        }, doc="MCMC against a learned score"),
-    ]
-    for s in schemas:
-        if s.name not in TABLE_SCHEMAS:
-            register_table(s)
-
-
-_register()
-
-
-@dataclass
-class ExperimentResult:
-    """What an experiment produced: its folder, metrics, report and figures."""
-
-    kind: str
-    outdir: Path
-    metrics: dict
-    report: Path
-    figures: list[Path] = field(default_factory=list)
-    data: list[Path] = field(default_factory=list)
-    wall_time: float = 0.0
-
-
-class _Context:
-    """Collects metrics, report sections, figures and data files of one experiment."""
-
-    def __init__(self, cfg: Config, outdir: Path, kind: str, progress):
-        self.cfg, self.outdir, self.kind, self.progress = cfg, outdir, kind, progress
-        self.metrics: dict[str, Any] = {}
-        self.sections: list[str] = []
-        self.figures: list[Path] = []
-        self.data: list[Path] = []
-        (outdir / "figures").mkdir(parents=True, exist_ok=True)
-
-    def figure(self, name: str) -> Path:
-        p = self.outdir / "figures" / f"{name}.png"
-        self.figures.append(p)
-        return p
-
-    def section(self, title: str, body: str) -> None:
-        self.sections.append(f"## {title}\n\n{body.strip()}\n")
-
-
-def _table(rows: list[dict], cols: list[str] | None = None) -> str:
-    if not rows:
-        return ""
-    cols = cols or list(rows[0])
-
-    def fmt(v):
-        if isinstance(v, float):
-            return "—" if math.isnan(v) else f"{v:.4g}"
-        if isinstance(v, (bool, np.bool_)):
-            return "yes" if v else "no"
-        return str(v)
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if math.isfinite(f) else str(f)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    return obj
+__all__ = ["exp_simulate", "exp_fp_vs_em", "exp_kramers"]
 
 
 # ---------------------------------------------------------------------------------------------- simulate
@@ -187,8 +42,8 @@ def _density_curve(sde, samples_1d=None, n: int = 2001):
     return x, stat.pdf(x[:, None])
 
 
-def _run_simulation(ctx: _Context, *, name: str = "trajectory"):
-    from .integrate import simulate
+def _run_simulation(ctx: ExperimentContext, *, name: str = "trajectory"):
+    from ..integrate import simulate
 
     cfg = ctx.cfg
     out_name = Path(cfg["output"]["path"]).name if ("output" in cfg and cfg["output"].get("path")) else f"{name}.h5"
@@ -208,8 +63,8 @@ def _run_simulation(ctx: _Context, *, name: str = "trajectory"):
     return job, traj
 
 
-def _analyse_stationary(ctx: _Context, sde, final: np.ndarray, label: str, grid=None) -> dict:
-    from .validate import validate_stationary
+def _analyse_stationary(ctx: ExperimentContext, sde, final: np.ndarray, label: str, grid=None) -> dict:
+    from ..validate import validate_stationary
 
     alpha = ctx.cfg.get("analysis", {}).get("alpha", 1e-3)
     rep = validate_stationary(sde, final, grid=grid, alpha=alpha)
@@ -218,7 +73,7 @@ def _analyse_stationary(ctx: _Context, sde, final: np.ndarray, label: str, grid=
     return d
 
 
-def exp_simulate(ctx: _Context) -> None:
+def exp_simulate(ctx: ExperimentContext) -> None:
     job, traj = _run_simulation(ctx)
     sde = job.sde
     analysis = ctx.cfg.get("analysis", {}) or {"bins": 120, "snapshots": 6}
@@ -226,7 +81,7 @@ def exp_simulate(ctx: _Context) -> None:
     t = np.asarray(traj.t)
     final = np.asarray(x[-1])
     sim = ctx.metrics["simulation"]
-    ctx.section("Run", _table([{"paths": sim["n_paths"], "dim": sim["dim"], "steps": sim["n_steps"],
+    ctx.section("Run", markdown_table([{"paths": sim["n_paths"], "dim": sim["dim"], "steps": sim["n_steps"],
                                 "dt": sim["dt"], "method": sim["method"], "seed": sim["seed"],
                                 "wall time (s)": sim["wall_time_s"],
                                 "particle-steps/s": sim["particle_steps_per_s"]}])
@@ -283,17 +138,15 @@ def exp_simulate(ctx: _Context) -> None:
 
 # ---------------------------------------------------------------------------------------------- FP vs EM
 def _grid_from(table) -> Any:
-    from .fokker_planck import Grid
+    from ..fokker_planck import Grid
 
     return Grid(table["lower"], table["upper"], table["n"], boundary=table["boundary"])
 
 
-def exp_fp_vs_em(ctx: _Context) -> None:
-    from .fokker_planck import FokkerPlanck
-    from .fokker_planck.plotting import plot_evolution_1d
+def exp_fp_vs_em(ctx: ExperimentContext) -> None:
+    from ..fokker_planck import FokkerPlanck
+    from ..fokker_planck.plotting import plot_evolution_1d
 
-    if "fokker_planck" not in ctx.cfg:
-        raise ConfigError("kind 'fp_vs_em' needs a [fokker_planck] table", "fokker_planck")
     job, traj = _run_simulation(ctx)
     fpt = ctx.cfg["fokker_planck"]
     grid = _grid_from(fpt)
@@ -322,7 +175,7 @@ def exp_fp_vs_em(ctx: _Context) -> None:
                 f"FP on {grid.shape} cells, {fpt['method']} with dt = {dt_fp:.3g} ({fp_wall:.2f} s); EM with "
                 f"{n} paths. The L1 distance includes the histogram's own sampling noise (about "
                 f"{ctx.metrics['fokker_planck']['histogram_noise_l1_estimate']:.3f} for this many paths and cells).\n\n"
-                + _table(rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else [])))
+                + markdown_table(rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else [])))
     if grid.dim == 1:
         fig = plot_evolution_1d(res)
         fig.savefig(ctx.figure("fp_heatmap"), dpi=120)
@@ -344,9 +197,9 @@ def exp_fp_vs_em(ctx: _Context) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- Kramers
-def exp_kramers(ctx: _Context) -> None:
-    from .fokker_planck import FokkerPlanck, Grid
-    from .sde.potentials import DoubleWell
+def exp_kramers(ctx: ExperimentContext) -> None:
+    from ..fokker_planck import FokkerPlanck, Grid
+    from ..sde.potentials import DoubleWell
 
     sde = prepare_simulation(ctx.cfg, check_output=False).sde
     pot = getattr(sde, "potential", None)
@@ -402,7 +255,7 @@ def exp_kramers(ctx: _Context) -> None:
                               "em_vs_fp_rel": abs(mfpt_em - mfpt_fp) / mfpt_fp,
                               "kramers_vs_fp_rel": abs(1 / k_kramers - mfpt_fp) / mfpt_fp}
     ctx.section("Mean first-passage time", f"From x = {x_start:g} to x = {x_target:g} in V = {a:g} (x^2 - {b:g})^2 at "
-                f"kT = {kT:g}, gamma = {gamma:g}.\n\n" + _table(rows))
+                f"kT = {kT:g}, gamma = {gamma:g}.\n\n" + markdown_table(rows))
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -423,104 +276,3 @@ def exp_kramers(ctx: _Context) -> None:
     fig.tight_layout()
     fig.savefig(ctx.figure("kramers"), dpi=120)
     plt.close(fig)
-
-
-# ---------------------------------------------------------------------------------------------- registry
-EXPERIMENTS: dict[str, Callable[[_Context], None]] = {
-    "simulate": exp_simulate,
-    "fp_vs_em": exp_fp_vs_em,
-    "kramers": exp_kramers,
-}
-
-
-def _kind(cfg: Config) -> str:
-    kind = cfg.get("experiment", {}).get("kind")
-    if kind:
-        return kind
-    if all(t in cfg for t in ("sde", "initial", "integrate")):
-        return "simulate"
-    raise ConfigError("cannot tell which experiment to run: set [experiment] kind = one of " + ", ".join(KINDS),
-                      "experiment", "kind")
-
-
-def _default_outdir(config_path: Path) -> Path:
-    base = Path("runs") / config_path.stem
-    if not base.exists() or not any(base.iterdir()):
-        return base
-    i = 2
-    while (Path("runs") / f"{config_path.stem}-{i}").exists():
-        i += 1
-    return Path("runs") / f"{config_path.stem}-{i}"
-
-
-def run_experiment(config, outdir=None, *, progress=None, overwrite: bool = False) -> ExperimentResult:
-    """Run the experiment described by ``config`` (a TOML path or a dict) into ``outdir``.
-
-    Args:
-        config: path of a TOML config, or the parsed dict.
-        outdir: output folder; default ``runs/<config name>`` (``-2``, ``-3``... when that exists).
-        progress: progress bars (``None`` auto, ``True``/``False``).
-        overwrite: allow writing into an existing non-empty ``outdir``.
-
-    Returns:
-        :class:`ExperimentResult`.
-    """
-    cfg = load_config(config)
-    kind = _kind(cfg)
-    if kind not in EXPERIMENTS:
-        _load_optional_experiments()
-    if kind not in EXPERIMENTS:
-        raise ConfigError(f"experiment kind {kind!r} is not available", "experiment", "kind")
-    cpath = Path(config) if not isinstance(config, dict) else Path("experiment.toml")
-    out = Path(outdir) if outdir is not None else _default_outdir(cpath)
-    if out.exists() and any(out.iterdir()) and not overwrite and outdir is not None:
-        raise ConfigError(f"output folder {out} is not empty; pass --overwrite or choose another -o")
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = _Context(cfg, out, kind, progress)
-    start = time.perf_counter()
-    EXPERIMENTS[kind](ctx)
-    wall = time.perf_counter() - start
-    exp = cfg.get("experiment", {})
-    title = exp.get("title") or f"{cpath.stem} ({kind})"
-    ctx.metrics["experiment"] = {"kind": kind, "config": str(cpath), "wall_time_s": wall,
-                                 "package_version": __version__}
-    (out / "metrics.json").write_text(json.dumps(_jsonable(ctx.metrics), indent=2) + "\n")
-    cfg_text = Path(config).read_text() if not isinstance(config, dict) else json.dumps(config, indent=2)
-    figs = "\n".join(f"![{p.stem}](figures/{p.name})" for p in ctx.figures if p.exists())
-    report = [f"# {title}\n", (exp.get("description") or "").strip() + "\n" if exp.get("description") else "",
-              f"Kind `{kind}`, sde_toolkit {__version__}, wall time {wall:.1f} s.\n", *ctx.sections,
-              "## Figures\n\n" + figs + "\n", "## Config\n\n```toml\n" + cfg_text.strip() + "\n```\n"]
-    rpath = out / "report.md"
-    rpath.write_text("\n".join(s for s in report if s))
-    return ExperimentResult(kind, out, ctx.metrics, rpath, [p for p in ctx.figures if p.exists()], ctx.data, wall)
-
-
-def _load_optional_experiments() -> None:
-    """Experiments that need torch (``ddpm``, ``mcmc_vs_score``) are registered on demand."""
-    from . import runner_score  # noqa: F401  (registers into EXPERIMENTS)
-
-
-# ---------------------------------------------------------------------------------------------- CLI hook
-def add_parser(subparsers):
-    p = subparsers.add_parser("run", help="run an experiment: data, metrics.json, report.md, figures/*.png",
-                              description="Run an experiment config; writes data (H5MD), metrics.json, report.md "
-                                          "and figures/*.png into OUTDIR.")
-    p.add_argument("config", help="experiment TOML (see experiments/configs/)")
-    p.add_argument("-o", "--output", dest="outdir", default=None, help="output folder (default runs/<config name>)")
-    p.add_argument("--overwrite", action="store_true", help="write into an existing non-empty folder")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress bars")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress bars")
-    return p
-
-
-def run(args) -> int:
-    res = run_experiment(args.config, args.outdir, progress=args.progress, overwrite=args.overwrite)
-    print(f"experiment {res.kind} finished in {res.wall_time:.1f} s")
-    print(f"  report:  {res.report}")
-    print(f"  metrics: {res.outdir / 'metrics.json'}")
-    for f in res.figures:
-        print(f"  figure:  {f}")
-    for d in res.data:
-        print(f"  data:    {d}")
-    return 0
