@@ -46,6 +46,18 @@ def write_config(folder: Path, t1: float = 60.0, flush: float = 0.0, name: str =
     return p
 
 
+def package_env(env: dict | None = None) -> dict:
+    """The environment for a subprocess that must run *this* checkout's package: its root goes first on
+    ``PYTHONPATH``. Without it the ``sde-toolkit`` console script imports whatever the editable install points at
+    (another worktree), and a CLI test silently tests other code."""
+    import sde_toolkit
+
+    root = str(Path(sde_toolkit.__file__).resolve().parents[1])
+    e = dict(os.environ if env is None else env)
+    e["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [e.get("PYTHONPATH")])])
+    return e
+
+
 def cli_command() -> list[str]:
     exe = shutil.which("sde-toolkit")
     return [exe] if exe else [sys.executable, "-m", "sde_toolkit.cli"]
@@ -53,7 +65,7 @@ def cli_command() -> list[str]:
 
 def start_cli(args: list[str], log: Path, env: dict | None = None, python_code: str | None = None) -> subprocess.Popen:
     """Start the real CLI (or ``python -c code`` for the negative control); stderr goes to ``log``."""
-    e = dict(os.environ)
+    e = package_env()
     e.setdefault("NUMBA_NUM_THREADS", "1")
     if env:
         e.update(env)
