@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
-from conftest import cli_command, last_durable_commit, package_env, start_cli, wait_for, write_config
+from cli_helpers import cli_command, last_durable_commit, package_env, start_cli, wait_for, write_config
 
 import sde_toolkit as st
 from sde_toolkit.io import partial_path
