@@ -109,6 +109,11 @@ def test_stationary_covariance_matches_lyapunov():
     xe = st.simulate(sde, np.zeros((20_000, 2)), t1=10.0, dt=0.01, seed=9, save_every=10**6, progress=False).final
     se_e = np.sqrt((np.outer(np.diag(P_), np.diag(P_)) + P_**2) / 20_000)
     assert np.all(np.abs(np.cov(xe.T) - P_) < 5 * se_e + 0.01 * np.abs(P_).max())
+    # negative controls, same checks: the Lyapunov solution of the transposed theta, and a 10 % hotter law
+    P_t = st.OrnsteinUhlenbeck(NONSYM_THETA.T, SIGMA_2D).stationary().cov
+    assert np.any(np.abs(np.cov(x.T) - P_t) > 5 * se_c)
+    assert np.any(np.abs(np.cov(x.T) - 1.1 * P_) > 5 * se_c)
+    assert np.any(np.abs(np.cov(xe.T) - 1.1 * P_) > 5 * se_e + 0.01 * np.abs(P_).max())
 
 
 # ---------------------------------------------------------------- convergence orders (common random numbers)
@@ -189,6 +194,10 @@ def test_em_weak_order_one_on_ou():
     hs = sorted(out)
     errs = [abs(np.mean(out[h] - ref) + (m_ref - m_ex)) for h in hs]
     assert abs(_slope(hs, errs) - 1.0) < 0.15
+    # negative control: against the mean of a wrong model (theta = 1.2) the error does not converge (slope ~ 0)
+    m_wrong, _ = ou_exact_moments(1.2, 1.0, 1.0, 1.0)
+    errs_wrong = [abs(np.mean(out[h] - ref) + (m_ref - m_wrong)) for h in hs]
+    assert abs(_slope(hs, errs_wrong) - 1.0) > 0.5
     # the closed forms themselves: |m_N - m| and |v_N - v| have slope 1 (anchors the reference formulas)
     dm = [abs(ou_em_moments(1.0, 1.0, 1.0, h, round(1 / h))[0] - m_ex) for h in hs]
     dv = [abs(ou_em_moments(1.0, 1.0, 1.0, h, round(1 / h))[1] - ou_exact_moments(1.0, 1.0, 1.0, 1.0)[1]) for h in hs]
@@ -247,4 +256,7 @@ def test_baoab_configurational_marginal_and_kinetic_temperature():
     assert _law_ok(x[:, 0], q_target)
     ekin = x[:, 1] ** 2 / mass  # E[p^2/m] = kT, Var = 2 kT^2
     assert abs(ekin.mean() - kT) < 5 * math.sqrt(2 * kT**2 / n)
+    # negative controls, same 5-SE check: a 10 % hotter kinetic temperature (10 SE), and the mass dropped (p^2)
+    assert not abs(ekin.mean() - 1.1 * kT) < 5 * math.sqrt(2 * (1.1 * kT) ** 2 / n)
+    assert not abs(mass * ekin.mean() - kT) < 5 * math.sqrt(2 * kT**2 / n)
     assert not _law_ok(x[:, 0], st.OverdampedLangevin(st.potentials.DoubleWell(), kT=1.0, dim=1).stationary())

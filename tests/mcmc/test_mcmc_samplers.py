@@ -35,6 +35,10 @@ def test_mixture_moments_from_independent_chains(mixture, method, step):
     assert np.all(np.abs(zm) < 5), zm
     assert np.all(np.abs(zc) < 5), zc
     assert not ch.diverged.any()
+    # negative control: the same sampler at a wrong temperature (kT = 1.3) fails the same 5-SE moment check
+    _, x_hot = _final_states(mixture, method, step, kT=1.3)
+    zm_hot, zc_hot = _moment_z_scores(x_hot)
+    assert max(np.max(np.abs(zm_hot)), np.max(np.abs(zc_hot))) > 5, (zm_hot, zc_hot)
 
 
 @pytest.mark.slow
@@ -169,6 +173,8 @@ def test_annealed_langevin_recovers_mode_weights():
     right = out.x[:, 0] > 0
     frac = right.mean()
     assert abs(frac - 0.75) < 5 * np.sqrt(0.75 * 0.25 / 1000)
+    # negative control: the same 5-SE check rejects a wrong mode weight, 0.6 (5 SE away from 0.75 at n = 1000)
+    assert not abs(frac - 0.6) < 5 * np.sqrt(0.6 * 0.4 / 1000)
     np.testing.assert_allclose(out.x[right].mean(0), means[1], atol=0.1)
     np.testing.assert_allclose(out.x[~right].mean(0), means[0], atol=0.1)
     with pytest.raises(ValueError, match="decreasing"):

@@ -20,8 +20,15 @@ STEPS = {"euler_maruyama": 300, "ancestral": 300, "probability_flow": 50, "predi
 def test_samplers_reproduce_correlated_gaussian(method, vp2, gauss2):
     x = sample(vp2, gauss2, N_SAMPLES, method=method, n_steps=STEPS[method], seed=11)
     assert x.shape == (N_SAMPLES, 2)
-    assert np.max(np.abs(x.mean(0) - MU)) < 0.05
-    assert np.max(np.abs(np.cov(x.T) - COV)) < 0.07
+
+    def gauss_ok(mu, cov):
+        return np.max(np.abs(x.mean(0) - mu)) < 0.05 and np.max(np.abs(np.cov(x.T) - cov)) < 0.07
+
+    assert gauss_ok(MU, COV)
+    # negative controls, same check: a target 10 % hotter (covariance x 1.1: 0.225 off in Sigma_22, 10 SE) and
+    # one shifted by 0.1 in the mean (9 SE)
+    assert not gauss_ok(MU, 1.1 * COV)
+    assert not gauss_ok(MU + 0.1, COV)
 
 
 @pytest.mark.slow
@@ -31,10 +38,16 @@ def test_samplers_reproduce_mixture_weights(method, vp2):
     n = N_SAMPLES // 2
     x = sample(vp2, mix, n, method=method, n_steps=STEPS[method] // 2, seed=12)
     frac = np.mean(x[:, 0] < 0)
-    assert abs(frac - 0.3) < 5 * math.sqrt(0.21 / n) + 0.005, frac
+
+    def weight_ok(w):
+        return abs(frac - w) < 5 * math.sqrt(w * (1 - w) / n) + 0.005
+
+    assert weight_ok(0.3), frac
+    assert not weight_ok(0.36) and not weight_ok(0.24)  # negative control: a weight 0.06 off (13 SE)
     # the components keep their width (no collapse onto the means, no inflation)
     left = x[x[:, 0] < 0]
     assert abs(left[:, 1].std() - 0.5) < 0.03
+    assert not abs(left[:, 1].std() - 0.5 * math.sqrt(1.3)) < 0.03  # a component 30 % hotter (width 0.57)
 
 
 @pytest.mark.slow
@@ -130,8 +143,13 @@ def test_vesde_probability_flow_reproduces_gaussian():
     sde = st.VESDE(0.01, 50.0, dim=2)
     g = GaussianMixtureScore(sde, [1.0], [MU], [COV])
     x = sample(sde, g, 4000, method="probability_flow", solver="scipy", eps=1e-5, rtol=1e-6, atol=1e-6)
-    assert np.max(np.abs(x.mean(0) - MU)) < 5 * 1.5 / math.sqrt(4000)
-    assert np.max(np.abs(np.cov(x.T) - COV)) < 0.15
+
+    def gauss_ok(mu, cov):
+        return np.max(np.abs(x.mean(0) - mu)) < 5 * 1.5 / math.sqrt(4000) and np.max(np.abs(np.cov(x.T) - cov)) < 0.15
+
+    assert gauss_ok(MU, COV)
+    # negative control: a target 20 % hotter (Sigma_22 off by 0.45, 9 SE of a 4000-sample variance) fails
+    assert not gauss_ok(MU, 1.2 * COV)
 
 
 def test_seeding_and_path(vp2, gauss2):
@@ -177,8 +195,14 @@ def test_ancestral_exact_score_moments_1e5(variance):
     g = GaussianMixtureScore(sde, [1.0], [[0.7]], [[[2.25]]])
     n = 100_000
     x = sample(sde, g, n, method="ancestral", n_steps=1000, variance=variance, seed=21)[:, 0]
-    assert abs(x.mean() - 0.7) < 5 * 1.5 / math.sqrt(n)
-    assert abs(x.var() / 2.25 - 1) < 5 * math.sqrt(2 / n)
+
+    def moments_ok(mean, var):
+        return abs(x.mean() - mean) < 5 * math.sqrt(var / n) and abs(x.var() / var - 1) < 5 * math.sqrt(2 / n)
+
+    assert moments_ok(0.7, 2.25)
+    # negative controls, same 5-SE check: a target 5 % hotter (variance 2.3625; 11 SE) or shifted by 0.05 (10 SE)
+    assert not moments_ok(0.7, 1.05 * 2.25)
+    assert not moments_ok(0.75, 2.25)
 
 
 def test_plain_callable_score_takes_dim_from_x_T():

@@ -31,6 +31,21 @@ def _eps_loss_minimum(sde, cov, eps=1e-5, n=2001):
     return np.trapezoid(vals, ts) / (1.0 - eps)
 
 
+LEARNED_SCORE_MAX = 0.05
+
+
+def _mean_rel_err(score, g, seed=99):
+    """Relative L2 error of ``score`` against the exact mixture score ``g``, averaged over 20 times in [0.05, 1]
+    on samples of p_t."""
+    rng = np.random.default_rng(seed)
+    errs = []
+    for t in np.linspace(0.05, 1.0, 20):
+        x = g.sample(2000, t=t, seed=rng)
+        e, ex = score(x, t), g(x, t)
+        errs.append(np.sqrt(np.mean(np.sum((e - ex) ** 2, 1)) / np.mean(np.sum(ex**2, 1))))
+    return float(np.mean(errs))
+
+
 @pytest.mark.slow
 def test_learned_score_close_to_analytic():
     sde = st.VPSDE(0.1, 20.0, dim=2)
@@ -39,14 +54,15 @@ def test_learned_score_close_to_analytic():
     net = ScoreMLP(2, 64, 2, seed=0)
     res = train(net, sde, data, steps=1000, batch_size=256, lr=3e-3, seed=0)
     ts = TorchScore(net, sde)
-    rng = np.random.default_rng(99)
-    errs = []
-    for t in np.linspace(0.05, 1.0, 20):
-        x = g.sample(2000, t=t, seed=rng)
-        e, ex = ts(x, t), g(x, t)
-        errs.append(np.sqrt(np.mean(np.sum((e - ex) ** 2, 1)) / np.mean(np.sum(ex**2, 1))))
-    # calibrated over seeds 0-3: 0.029-0.037
-    assert np.mean(errs) <= 0.10, errs
+    # Time-averaged relative L2 error, calibrated over 20 seeds (net, training and data seeds varied together,
+    # sweep recorded in docs/testing-new.md): 0.028-0.041, mean 0.033, sd 0.0037; this seed 0.037.
+    # LEARNED_SCORE_MAX = 0.05 = mean + 4.5 sd (1.2x the worst seed). The old bound 0.10 accepted an analytic score
+    # off by 10 % in scale (0.100), at t + 0.05 (0.080) or for 1.5 Sigma (0.088); 0.05 rejects all three.
+    assert _mean_rel_err(ts, g) <= LEARNED_SCORE_MAX
+    # negative controls for the threshold itself: wrong scores that a buggy network could learn
+    assert _mean_rel_err(lambda x, t: 1.1 * g(x, t), g) > LEARNED_SCORE_MAX
+    assert _mean_rel_err(lambda x, t: g(x, t + 0.05), g) > LEARNED_SCORE_MAX
+    assert _mean_rel_err(GaussianMixtureScore(sde, [1.0], [MU], [1.3 * COV]), g) > LEARNED_SCORE_MAX
     # negative control: an untrained network is far off
     raw = TorchScore(ScoreMLP(2, 64, 2, seed=0), sde)
     x = g.sample(2000, t=0.5, seed=1)
