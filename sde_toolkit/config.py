@@ -230,7 +230,9 @@ SDE_SCHEMA = TableSchema(
                                "mu": Key(NUM_OR_ARRAY, default=0.0, check=_finite_check),
                                "dim": Key(("integer",), check=_at_least(1))},
         "vpsde": {"beta_min": Key(NUM, default=0.1, check=_positive), "beta_max": Key(NUM, default=20.0, check=_positive),
-                  "dim": Key(("integer",), default=1, check=_at_least(1))},
+                  "dim": Key(("integer",), default=1, check=_at_least(1)),
+                  "ddpm_betas": Key(("array",), check=_positive, doc="a DDPM schedule (VPSDE.from_ddpm_betas)"),
+                  "mapping": Key(("string",), default="first_order", choices=("first_order", "exact"))},
         "vesde": {"sigma_min": Key(NUM, default=0.01, check=_positive),
                   "sigma_max": Key(NUM, default=50.0, check=_positive),
                   "dim": Key(("integer",), default=1, check=_at_least(1))},
@@ -406,56 +408,34 @@ def _cross_checks(cfg: Config) -> None:
 
 
 # -- builders --------------------------------------------------------------------------------------------------
-def build_potential(spec):
-    """A :class:`~sde_toolkit.sde.potentials.Potential` from an expression string or a ``{name=...}`` table."""
-    from .sde import potentials as P
+def build_potential(spec, dim: int | None = None):
+    """A :class:`~sde_toolkit.sde.potentials.Potential` from an expression string or a ``{name=...}`` table (the
+    model registry, :mod:`sde_toolkit.sde.registry`, builds it)."""
+    from .sde import registry
 
-    if isinstance(spec, str):
-        return spec  # the SDE turns expressions into potentials with the right variables for its dim
-    spec = dict(spec)
-    name = spec.pop("name")
-    if name == "double_well":
-        return P.DoubleWell(a=float(spec.get("a", 1.0)), b=float(spec.get("b", 1.0)))
-    if name == "harmonic":
-        return P.Harmonic(k=float(spec.get("k", 1.0)), center=float(spec.get("center", 0.0)))
-    if name == "gaussian_mixture":
-        return P.GaussianMixture(spec["weights"], spec["means"], spec["covs"])
-    if name == "muller_brown":
-        return P.MullerBrown(scale=float(spec.get("scale", 1.0)))
-    if name == "expression":
-        variables = spec.get("variables") or ("x",)
-        return P.from_expression(spec["expression"], tuple(variables))
-    raise ConfigError(f"unknown potential name {name!r}", "sde", "potential.name")
+    try:
+        return registry.potential_from_config(spec, dim)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc), "sde", "potential") from None
 
 
 def build_sde(table: Mapping[str, Any]):
-    """The SDE described by an ``[sde]`` table (validated here if it was not yet).
+    """The SDE described by an ``[sde]`` table (validated here if it was not yet; built by the model registry,
+    :mod:`sde_toolkit.sde.registry`, the same one score checkpoints and run files use).
 
     Raises:
         ConfigError: invalid table or parameters the model rejects (naming ``[sde]`` and the key if known).
     """
-    from . import sde as S
+    from .sde import registry
 
     t = SDE_SCHEMA.validate(dict(table))
     kind = t["type"]
     try:
-        if kind == "overdamped_langevin":
-            return S.OverdampedLangevin(build_potential(t["potential"]), kT=t["kT"], gamma=t["gamma"],
-                                        dim=t.get("dim"))
-        if kind == "underdamped_langevin":
-            return S.UnderdampedLangevin(build_potential(t["potential"]), gamma=t["gamma"], kT=t["kT"],
-                                         mass=t["mass"], dim=t.get("dim"))
-        if kind == "ornstein_uhlenbeck":
-            return S.OrnsteinUhlenbeck(t["theta"], t["sigma"], mu=t["mu"], dim=t.get("dim"))
-        if kind == "vpsde":
-            return S.VPSDE(beta_min=t["beta_min"], beta_max=t["beta_max"], dim=t["dim"])
-        if kind == "vesde":
-            return S.VESDE(sigma_min=t["sigma_min"], sigma_max=t["sigma_max"], dim=t["dim"])
+        return registry.from_config(t)
     except ConfigError:
         raise
     except (ValueError, TypeError, SyntaxError) as exc:
         raise ConfigError(f"{kind}: {exc}", "sde") from None
-    raise ConfigError(f"unknown type {kind!r}", "sde", "type")  # pragma: no cover - schema rejects it first
 
 
 def initial_seed(initial: Mapping[str, Any], integrate_seed: int) -> int | np.random.SeedSequence:

@@ -186,6 +186,7 @@ class H5MDWriter:
     # -- creation ---------------------------------------------------------------------------------------------
     @classmethod
     def create(cls, out, plan: Mapping[str, Any], save_steps, x0, *, sde: str = "", sde_class: str = "",
+               sde_config: Mapping[str, Any] | None = None,
                config: dict | None = None, overwrite: bool = False,
                flush_interval: float = DEFAULT_FLUSH_INTERVAL, dtype: str = "float64",
                compression: str | None = None, compression_level: int | None = None,
@@ -273,7 +274,7 @@ class H5MDWriter:
                 _time_series_axes(pos, n_save, chunks[0])
             if acc is not None:
                 acc.create(f, n_save, comp)
-            _write_run_group(f, plan, n_save, sde, sde_class, x0, config, positions, observables, dt_,
+            _write_run_group(f, plan, n_save, sde, sde_class, sde_config, x0, config, positions, observables, dt_,
                              flush_interval)
             f.flush()
             _publish_new(tmp, part)
@@ -454,7 +455,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_run_group(f, plan: dict, n_save: int, sde: str, sde_class: str, x0, config, positions, observables,
+def _write_run_group(f, plan: dict, n_save: int, sde: str, sde_class: str, sde_config, x0, config, positions,
+                     observables,
                      dtype, flush_interval) -> None:
     g = f.create_group(RUN_GROUP)
     desc = dict(plan)
@@ -467,6 +469,7 @@ def _write_run_group(f, plan: dict, n_save: int, sde: str, sde_class: str, x0, c
     g.attrs["plan"] = _json(desc)
     g.attrs["sde"] = str(sde)
     g.attrs["sde_class"] = str(sde_class)
+    g.attrs["sde_config"] = _json(dict(sde_config)) if sde_config is not None else "null"
     g.attrs["seed"] = str(seed.entropy)  # decimal text: exact for 128-bit entropy
     g.attrs["seed_spawn_key"] = json.dumps(list(seed.spawn_key))
     g.attrs["dt"] = float(desc["dt"])
@@ -506,6 +509,7 @@ def open_sink(out, plan: Mapping[str, Any], save_steps, x0, **options: Any) -> H
         save_steps: ``(n_frames,)`` integer steps of the saved frames (the datasets' length).
         x0: ``(n_paths, dim)`` initial states (the first checkpoint).
         **options: ``sde`` and ``sde_class`` (text: the SDE's ``repr`` and class path, stored for provenance;
+            ``sde_config``: the SDE's registry config, from which ``resume`` can rebuild it;
             the config, if given, is what ``resume`` rebuilds the SDE from), ``config`` (dict stored as JSON; needed by ``resume`` without ``sde=``), ``overwrite``
             (replace an existing ``out``), ``flush_interval`` (seconds between durable commits, default 5),
             ``dtype`` (``"float64"`` or ``"float32"`` positions), ``compression`` (``"gzip"``/``"lzf"``),

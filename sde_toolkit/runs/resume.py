@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import build_sde
+from ..sde import registry
 from ..integrate.plan import RunPlan
 from ..integrate.simulate import file_result, run_plan
 from ..integrate.trajectory import Trajectory
@@ -60,12 +61,16 @@ def resume(path, sde=None, progress: bool | None = None, *, threads: int | None 
                           "it cannot be resumed (rerun it with the same increments)")
     stored = run.plan
     if sde is None:
-        if not isinstance(run.config, dict) or "sde" not in run.config:
+        stored_sde = _stored_sde_config(run)
+        if isinstance(run.config, dict) and "sde" in run.config:
+            sde = build_sde(run.config["sde"])
+        elif stored_sde is not None:  # a run started from Python with a registered SDE: its registry config
+            sde = registry.from_config(stored_sde)
+        else:
             raise ResumeError(
-                f"{src} was started from Python without a config (SDE {run.meta.get('sde')}); "
+                f"{src} was started from Python with an SDE that has no config form (SDE {run.meta.get('sde')}); "
                 "pass the same SDE: st.resume(path, sde=...)"
             )
-        sde = build_sde(run.config["sde"])
     if sde.dim != int(stored["dim"]):
         raise ResumeError(f"the SDE is {sde.dim}-dimensional but {src} holds dim={stored['dim']}")
     try:
@@ -87,3 +92,12 @@ def resume(path, sde=None, progress: bool | None = None, *, threads: int | None 
     run_plan(sde, plan, x, sink, start_step=step, progress=progress, threads=threads, out_label=str(out),
              write_initial=False)
     return file_result(sink)
+
+
+def _stored_sde_config(run) -> dict | None:
+    text = run.meta.get("sde_config")
+    if not text or text == "null":
+        return None
+    import json
+
+    return json.loads(text)
