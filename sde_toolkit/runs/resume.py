@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from ..config import build_sde
-from ..sde import registry
 from ..integrate.plan import RunPlan
 from ..integrate.simulate import file_result, run_plan
 from ..integrate.trajectory import Trajectory
 from ..io import H5MDWriter, IncompleteRunWarning, ResumeError, final_path, open_run, partial_path
+from ..sde import registry
 
 log = logging.getLogger("sde_toolkit.runs")
 
