@@ -348,7 +348,11 @@ class MullerBrown(Potential):
 
 
 class ExpressionPotential(Potential):
-    """A potential from a SymPy expression; the gradient is differentiated exactly by SymPy.
+    """A potential from an expression string; the gradient is differentiated exactly by SymPy.
+
+    The string is parsed by a whitelist grammar (numbers, the variables, ``+ - * / **``, the functions and
+    constants of :mod:`sde_toolkit.sde._expr`) and never evaluated as Python: configs and stored files can hold
+    expressions safely. Anything else raises ``ValueError`` naming the token and its position.
 
     Args:
         expression: a string such as ``"0.1*x**2 - log(0.2 + cos(2*x)**2)"``.
@@ -360,32 +364,22 @@ class ExpressionPotential(Potential):
     def __init__(self, expression: str, variables=("x",)):
         import sympy as sp
 
+        from ._expr import parse
+
         if isinstance(variables, str):
             variables = tuple(v.strip() for v in variables.replace(",", " ").split())
         variables = tuple(variables)
         if not variables:
             raise ValueError("from_expression: need at least one variable")
-        syms = sp.symbols(variables, real=True)
-        if not isinstance(syms, (tuple, list)):
-            syms = (syms,)
-        local = {name: s for name, s in zip(variables, syms)}
-        try:
-            expr = sp.sympify(expression, locals=local)
-        except (sp.SympifyError, SyntaxError, TypeError) as exc:
-            raise ValueError(f"from_expression: cannot parse {expression!r}: {exc}") from None
-        unknown = sorted(str(s) for s in expr.free_symbols if s not in set(syms))
-        if unknown:
-            raise ValueError(
-                f"from_expression: {expression!r} uses symbols {unknown} that are not among variables {variables}"
-            )
+        expr, syms = parse(expression, variables)  # whitelist grammar: nothing is evaluated as Python
         self.expression = expression
         self.variables = variables
         self.dim = len(variables)
         self._expr = expr
         self._grad_exprs = [sp.diff(expr, s) for s in syms]
         self._syms = syms
-        self._f_np = sp.lambdify(syms, expr, modules="numpy")
-        self._g_np = [sp.lambdify(syms, g, modules="numpy") for g in self._grad_exprs]
+        self._f_np = sp.lambdify(syms, expr, modules=["scipy", "numpy"])  # scipy: erf, erfc on arrays
+        self._g_np = [sp.lambdify(syms, g, modules=["scipy", "numpy"]) for g in self._grad_exprs]
 
     def __repr__(self):
         return f"from_expression({self.expression!r}, variables={self.variables})"
