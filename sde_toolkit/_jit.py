@@ -15,15 +15,21 @@ kernel, with no call per particle); the driver compiles the composed kernel once
 which keys Numba's disk cache by a fingerprint of the kernel and everything it closes over. That key is the
 only place where the project touches Numba's cache internals.
 
-Caching: on a read-only install (no writable package folder), Numba's default cache locator fails with
-"cannot cache function ... no locator". We point ``numba.config.CACHE_DIR`` at a per-user folder when the
-user has not set ``NUMBA_CACHE_DIR`` and the package folder is not writable.
+Caching: Numba's cache index files are pickles, so a cache folder is trusted code. When the user has not set
+``NUMBA_CACHE_DIR`` and the package folder is not writable (a read-only install, where Numba's default locator
+fails with "cannot cache function ... no locator"), a folder is used only if this user owns it and nobody else
+can write to it (:func:`_private_dir`): ``$XDG_CACHE_HOME/sde_toolkit/numba`` (or ``~/.cache/...``), else
+``$TMPDIR/sde_toolkit-numba-<uid>``, created with mode 0700. A candidate that exists but fails the check (owned by
+someone else, or group/world-writable: a planted index could be unpickled) is skipped, and when none qualifies a
+fresh private temporary folder is used for this process, with a one-line notice on stderr.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
+import sys
 import tempfile
 import types
 import weakref
@@ -35,24 +41,36 @@ import numpy as np
 _PKG_DIR = Path(__file__).resolve().parent
 
 
+def _private_dir(path: Path) -> bool:
+    """True when ``path`` is (or was just created as) a folder owned by this user that no one else can write."""
+    try:
+        path.mkdir(parents=True, mode=0o700, exist_ok=True)
+        st = path.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode):  # a symlink or a file planted under the name
+        return False
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return False
+    return not (st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)) and os.access(path, os.W_OK)
+
+
 def _configure_cache_dir() -> None:
-    if os.environ.get("NUMBA_CACHE_DIR"):
+    if os.environ.get("NUMBA_CACHE_DIR"):  # the user's own choice
         return
     if os.access(_PKG_DIR, os.W_OK) and os.access(_PKG_DIR / "sde", os.W_OK):
-        return
-    candidates = []
+        return  # Numba's default: __pycache__ next to the package's sources
     home = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
-    candidates.append(Path(home) / "sde_toolkit" / "numba")
     uid = os.getuid() if hasattr(os, "getuid") else "user"
-    candidates.append(Path(tempfile.gettempdir()) / f"sde_toolkit-numba-{uid}")
+    candidates = [Path(home) / "sde_toolkit" / "numba", Path(tempfile.gettempdir()) / f"sde_toolkit-numba-{uid}"]
     for c in candidates:
-        try:
-            c.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(c, os.W_OK):
+        if _private_dir(c):
             numba.config.CACHE_DIR = str(c)
             return
+    fresh = tempfile.mkdtemp(prefix="sde_toolkit-numba-")  # mode 0700, ours alone; lives for this process
+    numba.config.CACHE_DIR = fresh
+    print(f"sde_toolkit: no private Numba cache folder ({', '.join(str(c) for c in candidates)} are not owned by "
+          f"you or are writable by others); compiling into {fresh} for this process", file=sys.stderr)
 
 
 _configure_cache_dir()

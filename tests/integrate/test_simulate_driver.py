@@ -356,6 +356,52 @@ def test_cache_dir_falls_back_when_package_is_read_only(monkeypatch, tmp_path):
     try:
         _jit._configure_cache_dir()
         assert numba.config.CACHE_DIR.startswith(str(tmp_path / "nothome"))
+        assert (Path(numba.config.CACHE_DIR).stat().st_mode & 0o777) == 0o700
+    finally:
+        numba.config.CACHE_DIR = old
+
+
+@pytest.mark.parametrize("planted", ["world-writable", "symlink", "file", "foreign-owner"])
+def test_cache_dir_is_ours_or_none(monkeypatch, tmp_path, capsys, planted):
+    """A cache index is a pickle: a folder that someone else could have written is never used (issue: a planted
+    index in $TMPDIR/sde_toolkit-numba-<uid> was unpickled)."""
+    from sde_toolkit import _jit
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    home = tmp_path / "home"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    monkeypatch.setattr(_jit.tempfile, "gettempdir", lambda: str(tmp))
+    monkeypatch.setattr(_jit.tempfile, "tempdir", str(tmp))
+    real_access = os.access
+    monkeypatch.setattr(_jit.os, "access", lambda p, mode: False if str(p).startswith(str(_jit._PKG_DIR)) else
+                        real_access(p, mode))
+    victims = [home / "sde_toolkit" / "numba", tmp / f"sde_toolkit-numba-{os.getuid()}"]
+    for v in victims:
+        v.parent.mkdir(parents=True, exist_ok=True)
+        if planted == "world-writable":
+            v.mkdir()
+            v.chmod(0o777)
+            (v / "planted.nbi").write_bytes(b"pickle")
+        elif planted == "foreign-owner":
+            if os.getuid() != 0:
+                pytest.skip("chown to another user needs root")
+            v.mkdir(mode=0o700)
+            os.chown(v, 65534, 65534)  # nobody's folder, not ours
+        elif planted == "symlink":
+            target = tmp_path / f"elsewhere-{v.parent.name}"
+            target.mkdir()
+            v.symlink_to(target)
+        else:
+            v.write_bytes(b"")
+    old = numba.config.CACHE_DIR
+    try:
+        _jit._configure_cache_dir()
+        chosen = Path(numba.config.CACHE_DIR)
+        assert chosen not in victims and chosen.parent == tmp
+        assert (chosen.stat().st_mode & 0o777) == 0o700 and chosen.stat().st_uid == os.getuid()
+        assert "no private Numba cache folder" in capsys.readouterr().err
     finally:
         numba.config.CACHE_DIR = old
 
