@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -116,3 +117,35 @@ def check_psd(mat: np.ndarray, name: str) -> None:
             w = np.linalg.eigvalsh(mat)
             if w.min() < -1e-12 * max(1.0, abs(w).max()):
                 raise ValueError(f"{name} is symmetric but not positive semidefinite (min eigenvalue {w.min():.3g})")
+
+
+def available_memory() -> int:
+    """Bytes of memory this process can still expect to get (``MemAvailable`` on Linux, else physical memory)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 2**62
+
+
+def require_memory(nbytes: float, what: str) -> None:
+    """Refuse (``ValueError``) an allocation of ``nbytes`` that cannot fit, before trying it: an impossible size
+    fails at the boundary with the numbers, not deep inside NumPy."""
+    have = available_memory()
+    if nbytes > have:
+        raise ValueError(f"{what} needs {_human(nbytes)} of memory, but {_human(have)} is available; "
+                         "reduce the size (or stream frames to a file with out= and a larger save_every)")
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"

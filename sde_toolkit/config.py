@@ -38,6 +38,7 @@ Paths: ``[initial] path`` is relative to the config file's folder; ``[output] pa
 from __future__ import annotations
 
 import copy
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -46,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from . import _checks
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -293,7 +296,8 @@ OUTPUT_SCHEMA = TableSchema("output", {
     "dtype": Key(("string",), default="float64", choices=("float64", "float32")),
     "compression": Key(("string",), default="none", choices=("none", "gzip", "lzf")),
     "compression_level": Key(("integer",), check=lambda v: None if 0 <= v <= 9 else f"must be 0..9, got {v}"),
-    "flush_interval": Key(NUM, default=5.0, check=lambda v: None if v >= 0 else f"must be >= 0 seconds, got {v}"),
+    "flush_interval": Key(NUM, default=5.0, check=lambda v: None if (math.isfinite(v) and v >= 0) else
+                          f"must be a finite number of seconds >= 0, got {v}"),
     "chunk_frames": Key(("integer",), check=_at_least(1)),
     "positions": Key(("boolean",), default=True),
     "observables": Key(("array",), default=[], check=_check_observables),
@@ -468,6 +472,11 @@ def build_initial(table: Mapping[str, Any], dim: int, seed=0, base_dir: os.PathL
     if t.get("seed") is not None:
         seed = int(t["seed"])
     rng = np.random.default_rng(seed)
+    if t.get("n_paths") is not None and kind != "file":
+        try:  # before allocating: an impossible ensemble fails here, naming the key
+            _checks.require_memory(3.0 * t["n_paths"] * dim * 8, f"n_paths = {t['n_paths']} states of dim {dim}")
+        except ValueError as exc:
+            raise ConfigError(str(exc), "initial", "n_paths") from None
     if kind == "uniform":
         lo, hi = _vec(t["low"], dim, "initial", "low"), _vec(t["high"], dim, "initial", "high")
         if np.any(hi <= lo):
@@ -501,17 +510,14 @@ def build_initial(table: Mapping[str, Any], dim: int, seed=0, base_dir: os.PathL
         except IndexError:
             raise ConfigError(f"frame {t['frame']} out of range ({run.n_committed} frames)", "initial",
                               "frame") from None
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1 and dim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[1] != dim:
-        raise ConfigError(f"{p} holds an array of shape {x.shape}; expected (n_paths, {dim})", "initial", "path")
+    try:
+        x = _checks.states(x, dim, f"the array in {p}")  # real and finite: a complex file is refused, not cast
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc), "initial", "path") from None
     if t.get("n_paths") is not None:
         if t["n_paths"] > x.shape[0]:
             raise ConfigError(f"n_paths = {t['n_paths']} but {p} holds {x.shape[0]} states", "initial", "n_paths")
         x = x[: t["n_paths"]]
-    if not np.isfinite(x).all():
-        raise ConfigError(f"{p} contains non-finite states", "initial", "path")
     return np.ascontiguousarray(x)
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import _checks
+
 BOUNDARIES = ("reflecting", "periodic", "absorbing")
 
 
@@ -76,9 +78,9 @@ class Grid:
     """
 
     def __init__(self, lower, upper, n, boundary: str | Sequence = "reflecting"):
-        lo = np.atleast_1d(np.asarray(lower, dtype=np.float64))
-        hi = np.atleast_1d(np.asarray(upper, dtype=np.float64))
-        nn = np.atleast_1d(np.asarray(n))
+        lo = np.atleast_1d(_checks.float_array(lower, "lower"))
+        hi = np.atleast_1d(_checks.float_array(upper, "upper"))
+        nn = np.atleast_1d(np.asarray(n, dtype=object))
         if lo.ndim != 1 or hi.ndim != 1 or nn.ndim != 1:
             raise ValueError(f"lower, upper and n must be scalars or 1-D sequences, got {lower!r}, {upper!r}, {n!r}")
         dim = max(lo.size, hi.size, nn.size)
@@ -92,13 +94,13 @@ class Grid:
         nn = np.broadcast_to(nn, (dim,))
         n_int = []
         for k, v in enumerate(nn):
-            try:
-                fv = float(v)
-            except (TypeError, ValueError):
-                raise ValueError(f"n must be integers >= 3, got n[{k}] = {v!r}") from None
-            if not math.isfinite(fv) or fv != int(fv) or fv < 3:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"n must be integers >= 3 (cells per axis), got n[{k}] = {v!r}")
+            if v < 3:
                 raise ValueError(f"n must be integers >= 3 (too short a grid otherwise), got n[{k}] = {v!r}")
-            n_int.append(int(fv))
+            n_int.append(int(v))
+        if math.prod(n_int) > 2**40:
+            raise ValueError(f"a grid of {' x '.join(map(str, n_int))} cells is beyond any memory")
         for k in range(dim):
             if not (math.isfinite(lo[k]) and math.isfinite(hi[k])):
                 raise ValueError(f"lower and upper must be finite, got axis {k}: [{lo[k]}, {hi[k]}]")

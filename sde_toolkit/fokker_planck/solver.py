@@ -17,6 +17,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .. import _checks
 from .._progress import Progress
 from .grid import Grid
 from .operator import SCHEMES, Operator, assemble, face_currents
@@ -263,8 +264,9 @@ class FokkerPlanck:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if int(startup_steps) != startup_steps or startup_steps < 0:
             raise ValueError(f"startup_steps must be a non-negative integer, got {startup_steps!r}")
-        t0, t1, dt = float(t0), float(t1), float(dt)
+        t0, t1, dt = _checks.number(t0, "t0"), _checks.number(t1, "t1"), _checks.positive(dt, "dt")
         n, steps, times = self._time_grid(t0, t1, dt, save_every)
+        _checks.require_memory(steps.size * self.grid.size * 8.0, f"{steps.size} saved densities of {self.grid.size} cells")
         p = self._check_p0(p0, normalize).ravel()
         if method == "expm" and self.time_dependent:
             raise ValueError("method='expm' needs a time-homogeneous SDE (time_dependent is True)")
@@ -278,6 +280,7 @@ class FokkerPlanck:
             writer.__enter__()
             writer.append(times[0], p.reshape(self.grid.shape))
         bar = Progress(n, progress, f"FP {method}")
+        failure: BaseException | None = None
         try:
             save_pos = 1
             step_fn = self._stepper(method, dt, t0, int(startup_steps))
@@ -296,10 +299,13 @@ class FokkerPlanck:
                     if writer is not None:
                         writer.append(times[save_pos], p.reshape(self.grid.shape))
                     save_pos += 1
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             bar.close()
-            if writer is not None:
-                writer.__exit__(None, None, None)
+            if writer is not None:  # a failed or interrupted run is recorded as incomplete, never as complete
+                writer.__exit__(type(failure) if failure else None, failure, None)
         return EvolveResult(t=times, p=saved.reshape(steps.size, *self.grid.shape), grid=self.grid, method=method,
                             dt=dt)
 

@@ -20,22 +20,30 @@ from .._version import __version__
 from ..sde.base import SDE
 from .methods import Method, get_method
 
-__all__ = ["RunPlan", "make_plan", "save_steps", "step_times", "FLOAT_MAX"]
+__all__ = ["RunPlan", "make_plan", "save_steps", "n_saved", "step_times", "FLOAT_MAX"]
 
 FLOAT_MAX = sys.float_info.max
 # A run holds at most this many saved frames and paths (beyond, arrays and files become impractical; the check
 # turns an allocation failure deep inside NumPy into a clear error at the boundary).
-MAX_FRAMES = 10**8
+MAX_FRAMES = 2**40
 MAX_PATHS = 2**40
+
+
+def n_saved(n_steps: int, save_every: int, save_start: int = 0, save_last: bool = True) -> int:
+    """How many steps :func:`save_steps` returns (computed, so that impossible sizes are refused before any
+    allocation)."""
+    regular = (int(n_steps) - int(save_start)) // int(save_every) + 1 if n_steps >= save_start else 0
+    last_regular = int(save_start) + (regular - 1) * int(save_every)
+    return regular + (1 if save_last and (regular == 0 or last_regular != n_steps) else 0)
 
 
 def save_steps(n_steps: int, save_every: int, save_start: int = 0, save_last: bool = True) -> np.ndarray:
     """The saved step indices: ``save_start, save_start + save_every, ...`` up to ``n_steps``, plus ``n_steps``
     when ``save_last`` (``simulate`` saves ``t0`` and ``t1`` always; MCMC keeps ``burn_in + j thin``)."""
-    steps = list(range(int(save_start), int(n_steps) + 1, int(save_every)))
-    if save_last and (not steps or steps[-1] != n_steps):
-        steps.append(int(n_steps))
-    return np.asarray(steps, dtype=np.int64)
+    steps = np.arange(int(save_start), int(n_steps) + 1, int(save_every), dtype=np.int64)
+    if save_last and (steps.size == 0 or steps[-1] != n_steps):
+        steps = np.append(steps, np.int64(n_steps))
+    return steps
 
 
 def step_times(t0: float, t1: float, h: float, n_steps: int, steps) -> np.ndarray:
@@ -173,9 +181,10 @@ def make_plan(sde: SDE, x0: np.ndarray, *, t0, t1=None, dt=None, save_every=1, m
     n = int(x0.shape[0])
     if n > MAX_PATHS:
         raise ValueError(f"{n} paths is more than this version handles ({MAX_PATHS}); shard the ensemble")
-    n_save = len(save_steps(n_steps, save_every, save_start, save_last))
+    n_save = n_saved(n_steps, save_every, save_start, save_last)
     if n_save > MAX_FRAMES:
         raise ValueError(f"{n_save} saved frames is more than {MAX_FRAMES}; raise save_every")
+    _checks.require_memory(24.0 * n_save, f"the time grid of {n_save} saved frames (steps and times)")
     scheme = parse_scheme(noise)
     if scheme == NOISE_V1 and (meth.n_uniforms(sde) or meth.carry_dim(sde)):
         raise ValueError(f"noise scheme v1 is kept for simulate's legacy methods; {meth.name} needs v2")

@@ -155,12 +155,15 @@ def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every:
         increments = np.asarray(increments, dtype=np.float64)
     if threads is not None:
         threads = _checks.count(threads, "threads", 1)
+    _checks.require_memory(3 * x.nbytes, f"the state of {plan.n_paths} paths x {plan.dim} dims")
     if out is not None:
         sink = open_file_sink(out, plan, sde, x, dtype=dtype, **out_options)
         label = str(out)
     else:
         if out_options:
             raise TypeError(f"unexpected keyword arguments {sorted(out_options)} (writer options need out=)")
+        _checks.require_memory(len(plan.save_steps) * x.size * np.dtype(dtype).itemsize,
+                               f"keeping {len(plan.save_steps)} frames of {plan.n_paths} x {plan.dim} in memory")
         sink = MemorySink(plan, dtype=dtype)
         label = None
     try:

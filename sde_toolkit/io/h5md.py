@@ -34,6 +34,7 @@ import contextlib
 import getpass
 import json
 import logging
+import math
 import os
 import time
 import warnings
@@ -208,9 +209,11 @@ class H5MDWriter:
         parent = out.parent if str(out.parent) else Path(".")
         if not parent.is_dir():
             raise FileNotFoundError(f"output folder {parent} does not exist (output {out})")
+        if isinstance(flush_interval, (str, bytes, bool)):
+            raise TypeError(f"flush_interval must be a number of seconds, got {flush_interval!r}")
         flush_interval = float(flush_interval)
-        if not flush_interval >= 0:
-            raise ValueError(f"flush_interval must be >= 0 seconds, got {flush_interval}")
+        if not (math.isfinite(flush_interval) and flush_interval >= 0):
+            raise ValueError(f"flush_interval must be a finite number of seconds >= 0, got {flush_interval}")
         dt_ = np.dtype(dtype)
         if dt_ not in (np.dtype(np.float64), np.dtype(np.float32)):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
