@@ -28,11 +28,17 @@ import tempfile
 import types
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
 
 _PKG_DIR = Path(__file__).resolve().parent
+
+# numba.config creates its settings (CACHE_DIR, DISABLE_JIT, NUMBA_NUM_THREADS, ...) at import time from the
+# environment, as module globals no type checker can see: the package reads and writes them through this
+# untyped handle.
+numba_config: Any = numba.config
 
 
 def _configure_cache_dir() -> None:
@@ -51,13 +57,13 @@ def _configure_cache_dir() -> None:
         except OSError:
             continue
         if os.access(c, os.W_OK):
-            numba.config.CACHE_DIR = str(c)
+            numba_config.CACHE_DIR = str(c)
             return
 
 
 _configure_cache_dir()
 
-JIT_OPTIONS = {"nogil": True, "fastmath": False, "error_model": "numpy"}
+JIT_OPTIONS: dict[str, Any] = {"nogil": True, "fastmath": False, "error_model": "numpy"}
 
 
 def jit(func=None, *, cache: bool = False, **overrides):
@@ -154,7 +160,10 @@ def compile_kernel(py_func):
     except (_Uncacheable, RuntimeError):  # RuntimeError: no writable cache locator (read-only install)
         _STATS["uncacheable"] += 1
         return disp
-    disp._cache = cache  # numba's Dispatcher.enable_caching does the same with its default key
+    # numba's Dispatcher.enable_caching does the same with its default key; ``_cache`` is private to numba
+    # (not in its type stubs), hence the untyped handle
+    target: Any = disp
+    target._cache = cache
     _STATS["cached"] += 1
     _KERNELS.add(disp)
     return disp
