@@ -34,11 +34,17 @@ import tempfile
 import types
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
 
 _PKG_DIR = Path(__file__).resolve().parent
+
+# numba.config creates its settings (CACHE_DIR, DISABLE_JIT, NUMBA_NUM_THREADS, ...) at import time from the
+# environment, as module globals no type checker can see: the package reads and writes them through this
+# untyped handle.
+numba_config: Any = numba.config
 
 
 def _private_dir(path: Path) -> bool:
@@ -65,17 +71,17 @@ def _configure_cache_dir() -> None:
     candidates = [Path(home) / "sde_toolkit" / "numba", Path(tempfile.gettempdir()) / f"sde_toolkit-numba-{uid}"]
     for c in candidates:
         if _private_dir(c):
-            numba.config.CACHE_DIR = str(c)
+            numba_config.CACHE_DIR = str(c)
             return
     fresh = tempfile.mkdtemp(prefix="sde_toolkit-numba-")  # mode 0700, ours alone; lives for this process
-    numba.config.CACHE_DIR = fresh
+    numba_config.CACHE_DIR = fresh
     print(f"sde_toolkit: no private Numba cache folder ({', '.join(str(c) for c in candidates)} are not owned by "
           f"you or are writable by others); compiling into {fresh} for this process", file=sys.stderr)
 
 
 _configure_cache_dir()
 
-JIT_OPTIONS = {"nogil": True, "fastmath": False, "error_model": "numpy"}
+JIT_OPTIONS: dict[str, Any] = {"nogil": True, "fastmath": False, "error_model": "numpy"}
 
 
 def jit(func=None, *, cache: bool = False, **overrides):
@@ -172,7 +178,10 @@ def compile_kernel(py_func):
     except (_Uncacheable, RuntimeError):  # RuntimeError: no writable cache locator (read-only install)
         _STATS["uncacheable"] += 1
         return disp
-    disp._cache = cache  # numba's Dispatcher.enable_caching does the same with its default key
+    # numba's Dispatcher.enable_caching does the same with its default key; ``_cache`` is private to numba
+    # (not in its type stubs), hence the untyped handle
+    target: Any = disp
+    target._cache = cache
     _STATS["cached"] += 1
     _KERNELS.add(disp)
     return disp

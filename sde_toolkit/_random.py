@@ -119,7 +119,7 @@ def resolve_seed(seed) -> Seed:
     ``Generator`` is advanced by 128 bits (the draw is the seed). Raises ``TypeError``/``ValueError`` otherwise.
     """
     if seed is None:
-        return Seed(int(np.random.SeedSequence().entropy))
+        seed = np.random.SeedSequence()  # fresh OS entropy (an int), resolved below like any SeedSequence
     if isinstance(seed, Seed):
         return seed
     if isinstance(seed, dict) and "entropy" in seed:  # the stored form (Seed.to_json, a run's meta["seed"])
@@ -131,7 +131,7 @@ def resolve_seed(seed) -> Seed:
         ent = seed.entropy
         if not isinstance(ent, (int, np.integer)):
             # a SeedSequence built from a list of ints: fold it into one integer exactly (base 2^32 digits)
-            words = [int(w) for w in np.atleast_1d(ent)]
+            words = [int(w) for w in np.atleast_1d(np.asarray(ent))]
             ent = sum(w << (32 * i) for i, w in enumerate(words))
         return Seed(int(ent), tuple(int(k) for k in seed.spawn_key))
     if isinstance(seed, np.random.Generator):

@@ -16,12 +16,11 @@ Accuracy (tested against NumPy on 1e6+ points): ``log_pos`` within 2 ulp on norm
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from ._jit import jit
+from ._jit import jit, numba_config
 
 LN2 = 0.6931471805599453
 SQRT2 = 1.4142135623730951
@@ -29,7 +28,7 @@ PI_4 = 0.7853981633974483
 MANTISSA = 0x000FFFFFFFFFFFFF
 ONE_BITS = 0x3FF0000000000000
 
-if numba.config.DISABLE_JIT:  # pure Python: the same bit casts through NumPy scalar views
+if numba_config.DISABLE_JIT:  # pure Python: the same bit casts through NumPy scalar views
 
     def f64_bits(x):
         return np.float64(x).view(np.uint64)

@@ -185,6 +185,7 @@ class StationaryReport:
             "tv": (self.tv, self.tv_threshold, self.tv <= self.tv_threshold),
         }
         if self.tv_fp is not None:
+            assert self.tv_fp_threshold is not None  # validate_stationary sets both (grid given)
             out["tv_fp"] = (self.tv_fp, self.tv_fp_threshold, self.tv_fp <= self.tv_fp_threshold)
         return out
 

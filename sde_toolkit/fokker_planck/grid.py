@@ -45,7 +45,7 @@ def _parse_boundary(entry: Any, axis: int) -> tuple[str, str]:
             raise ValueError(f"boundary for axis {axis} must be one of {BOUNDARIES}, got {s!r}")
     if ("periodic" in sides) and sides != ("periodic", "periodic"):
         raise ValueError(f"boundary for axis {axis}: 'periodic' must apply to both ends, got {sides!r}")
-    return sides  # type: ignore[return-value]
+    return sides
 
 
 class Grid:
@@ -182,7 +182,7 @@ class Grid:
         p = np.asarray(p, dtype=np.float64)
         if p.shape[p.ndim - self.dim:] != self.shape:
             raise ValueError(f"p must end with the grid shape {self.shape}, got {p.shape}")
-        keep = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+        keep = tuple(np.atleast_1d(axis).tolist())
         for a in keep:
             if not (0 <= int(a) < self.dim):
                 raise ValueError(f"axis must be in [0, {self.dim}), got {a}")

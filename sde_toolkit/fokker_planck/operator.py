@@ -241,7 +241,7 @@ def assemble(sde, grid: Grid, t: float = 0.0, scheme: str = "exponential", use_p
         colsum += np.bincount(a_r, av, minlength=N) + np.bincount(b_r, bv, minlength=N)
 
         # walls: reflecting -> no flux; absorbing -> p = 0 on the wall face, half-cell distance h/2
-        walls = []
+        walls: list[np.ndarray | None] = []  # (lower, upper); None for a non-absorbing wall
         for side in (0, 1):
             if grid.boundaries[k][side] != "absorbing":
                 walls.append(None)
@@ -264,6 +264,7 @@ def assemble(sde, grid: Grid, t: float = 0.0, scheme: str = "exponential", use_p
             if scheme == "exponential":
                 rate = Dcell * (bernoulli(zw) if side == 0 else bernoulli(-zw)) / h
             elif scheme == "upwind":
+                assert fw is not None  # the potential form (fw = None) is exponential-scheme only
                 rate = (np.maximum(-fw, 0.0) if side == 0 else np.maximum(fw, 0.0)) + Dcell / h
             else:
                 rate = Dcell / h

@@ -47,7 +47,7 @@ class EvolveResult:
     @property
     def mass(self) -> np.ndarray:
         """``sum(p) * cell_volume`` at each saved time, ``(n_save,)`` (the survival probability with absorbing walls)."""
-        return self.grid.integrate(self.p)
+        return np.asarray(self.grid.integrate(self.p))  # p has the time axis: always an array
 
     @property
     def survival(self) -> np.ndarray:
@@ -374,7 +374,7 @@ class FokkerPlanck:
 
             return step
 
-        def step(p, k, k_next):
+        def cn_step(p, k, k_next):  # Crank-Nicolson, time-dependent generator
             if k < startup:
                 Lh = self.generator(tk(k) + 0.5 * dt)
                 p = spla.splu((eye - 0.5 * dt * Lh).tocsc()).solve(p)
@@ -384,7 +384,7 @@ class FokkerPlanck:
             L1 = self.generator(tk(k + 1))
             return spla.splu((eye - 0.5 * dt * L1).tocsc()).solve(p + 0.5 * dt * (L0 @ p))
 
-        return step
+        return cn_step
 
     # ------------------------------------------------------------------ stationary
     def stationary(self, *, t: float | None = None, allow_wall_mass: bool = False) -> np.ndarray:
@@ -609,7 +609,7 @@ class FokkerPlanck:
         else:
             normalize = False
         p = self.propagate(p0, t, dt=dt, normalize=normalize)
-        outside = 1.0 - self.grid.integrate(hists)
+        outside = 1.0 - np.asarray(self.grid.integrate(hists))  # one value per saved time
         l1 = np.abs(p - hists).reshape(t.size, -1).sum(axis=1) * self.grid.cell_volume + outside
         return Comparison(t=t, l1=l1, tv=0.5 * l1, outside=outside, p=p, histograms=hists)
 

@@ -26,13 +26,14 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-import numba
 import numpy as np
 
 from .. import _random as R
-from .._jit import compile_kernel, piece
+from .._jit import compile_kernel, numba_config, piece
 from .._progress import Progress
 from .methods import Method
 from .plan import RunPlan, step_times
@@ -61,7 +62,7 @@ def default_threads() -> int:
     env = os.environ.get("NUMBA_NUM_THREADS")
     if env:
         return max(1, int(env))
-    return max(1, numba.config.NUMBA_NUM_THREADS)
+    return max(1, numba_config.NUMBA_NUM_THREADS)
 
 
 # ------------------------------------------------------------------------------------------------ thread pool
@@ -95,7 +96,11 @@ def kernel_cache_info() -> dict:
         return dict(_CACHE_STATS, size=len(_CACHE))
 
 
-def _kernels(sde, method: Method, h: float, legacy: bool):
+# a compiled kernel (a Numba dispatcher, or the plain function under NUMBA_DISABLE_JIT)
+Kernel = Callable[..., Any]
+
+
+def _kernels(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kernel | None, Kernel | None]:
     key = (sde.cache_key, method.cache_key, h if method.step_dependent else None, legacy)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
@@ -113,7 +118,8 @@ def _kernels(sde, method: Method, h: float, legacy: bool):
     return built
 
 
-def _build(sde, method: Method, h: float, legacy: bool):
+def _build(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kernel | None, Kernel | None]:
+    """The chunk kernel, and the carry-init and aux kernels (``None`` without carry / without aux)."""
     face = sde.numba_face(piece)
     parts = method.fused(sde, face, h, piece)
     step = piece(parts["step"])
@@ -261,7 +267,9 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
     CD = method.carry_dim(sde)
     AUX = method.aux_dim(sde)
     nthreads = threads or default_threads()
-    kern = init_k = aux_k = None
+    kern: Kernel | None = None
+    init_k: Kernel | None = None  # set when fused and the method carries state (CD > 0)
+    aux_k: Kernel | None = None  # set when fused and the method records values (AUX > 0)
     compile_time = 0.0
     if fused:
         tc = time.perf_counter()
@@ -271,7 +279,7 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
     if carry is None:
         carry = np.zeros((n, CD))
         if CD:
-            if fused:
+            if init_k is not None:  # fused
                 init_k(x, carry, t_start)
             else:
                 carry[:] = method.init_carry(sde, x, t_start)
@@ -285,7 +293,7 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
 
     def aux_of(xs, cs):
         out = np.empty((xs.shape[0], AUX))
-        if fused:
+        if aux_k is not None:  # fused (aux_of is only called when AUX > 0)
             aux_k(xs, cs, out)
         else:
             out[:] = method.batched_aux(sde, xs, cs)
@@ -348,7 +356,7 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
             aux = np.empty((len(seg_saves), n, AUX))
             gi0 = int(np.searchsorted(save, seg_saves[0])) if len(seg_saves) else 0
             kbad = -1
-            if fused:
+            if kern is not None:  # fused
                 def work(c, k=k, k_b=k_b, frames=frames, aux=aux, gi0=gi0, gens=gens):
                     a, e = tasks[c]
                     inc = dummy_inc if increments is None else np.ascontiguousarray(increments[k:k_b, a:e])
@@ -382,6 +390,7 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
                             else:
                                 z = z / math.sqrt(abs(plan.h))
                         elif legacy:
+                            assert gens is not None  # drawn at the segment start (noise, no increments)
                             z = np.concatenate([gens[c].standard_normal((e - a, m_draw))
                                                 for c, (a, e) in enumerate(tasks)])[:, off:off + NZ]
                         else:
@@ -446,7 +455,8 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
 def _diverged(plan, sink, frames, aux, seg_saves, kbad, paths, out_label):
     keep = seg_saves < kbad
     if keep.any():
-        args = (seg_saves[keep], step_times(plan.t0, plan.t1, plan.h, plan.n_steps, seg_saves[keep]), frames[keep])
+        args: tuple = (seg_saves[keep], step_times(plan.t0, plan.t1, plan.h, plan.n_steps, seg_saves[keep]),
+                       frames[keep])
         if aux is not None:
             args = args + (aux[keep],)
         sink.write(*args)

@@ -55,7 +55,8 @@ def em_increment(x, f, g, dw, h):
 class Method(abc.ABC):
     """An integration method: facts, support rule, batched step and fused step factory.
 
-    Attributes (class level):
+    Attributes (set in the class; a wrapper such as ``mcmc.layers.WithEnergy`` copies them, except
+    ``convention``, from the method it wraps on the instance):
         name: the ``method=`` string.
         convention: ``"ito"``.
         strong_order: order of strong (pathwise) convergence per noise class (``"additive"``, ``"diagonal"``,
@@ -65,12 +66,12 @@ class Method(abc.ABC):
         step_dependent: the fused kernel is built for one step ``h`` (coefficients precomputed).
     """
 
-    name: ClassVar[str]
+    name: str
     convention: ClassVar[str] = "ito"
-    strong_order: ClassVar[dict[str, float | None]]
-    weak_order: ClassVar[float]
-    noise_form: ClassVar[str] = "dw"
-    step_dependent: ClassVar[bool] = False
+    strong_order: dict[str, float | None]
+    weak_order: float
+    noise_form: str = "dw"
+    step_dependent: bool = False
 
     # ------------------------------------------------------------------ facts
     @abc.abstractmethod

@@ -145,7 +145,7 @@ class ChainsWriter:
 
     @classmethod
     def create(cls, out, *, n_kept: int, n_chains: int, dim: int, method: str, step: float, kT: float,
-               gamma: float, n_steps: int, burn_in: int, thin: int, seed: int, backend: str,
+               gamma: float, n_steps: int, burn_in: int, thin: int, seed: Seed | int, backend: str,
                has_energies: bool, has_accepted: bool, has_momentum: bool, config: dict | None = None,
                overwrite: bool = False) -> ChainsWriter:
         """Create ``<out>.partial`` with the full layout (sized for ``n_kept`` samples) and flush it.
@@ -433,6 +433,7 @@ def write_chains(record: ChainsRecord, path, *, config: dict | None = None, over
     except BaseException as exc:
         w.abort(interrupted=isinstance(exc, KeyboardInterrupt))
         raise
+    assert w.final_file is not None  # finish() published the file
     return w.final_file
 
 

@@ -111,6 +111,7 @@ def _export_csv(run: H5MDRun, out: Path, per: int) -> None:
     paths = np.arange(n)
     with open(tmp, "w", newline="") as fh:
         fh.write(header + "\n")
+        assert run.x is not None  # export() refuses csv for runs without positions
         for a in range(0, run.n_committed, per):
             block = np.asarray(run.x[a:a + per], dtype=np.float64)
             for j in range(block.shape[0]):
@@ -126,6 +127,7 @@ def _export_csv(run: H5MDRun, out: Path, per: int) -> None:
 
 def _export_netcdf(run: H5MDRun, out: Path) -> None:
     xr = _require_xarray()
+    assert run.x is not None  # export() refuses netcdf for runs without positions
     x = run.x[:]
     ds = xr.Dataset(
         {"x": (("frame", "path", "coord"), x), "t": (("frame",), np.asarray(run.t)),

@@ -264,7 +264,7 @@ class H5MDWriter:
             box.attrs["dimension"] = np.int32(dim)
             bnd = list(boundary) if boundary is not None else ["none"] * dim
             box.attrs["boundary"] = np.array(bnd, dtype=h5py.string_dtype())
-            comp = {}
+            comp: dict[str, Any] = {}
             if compression:
                 comp["compression"] = compression
                 if compression == "gzip" and compression_level is not None:
@@ -540,7 +540,7 @@ class LazyFrames:
     ``np.asarray(x)`` loads everything.
     """
 
-    def __init__(self, run: H5MDRun, name: str, n: int, shape_tail: tuple, dtype):
+    def __init__(self, run: _LazyFile, name: str, n: int, shape_tail: tuple, dtype):
         self._run, self._name, self._n = run, name, int(n)
         self.shape = (self._n, *shape_tail)
         self.dtype = np.dtype(dtype)
@@ -567,11 +567,11 @@ class LazyFrames:
                 i = int(first) + n if first < 0 else int(first)
                 if not 0 <= i < n:
                     raise IndexError(f"frame {first} out of range for {n} committed frames")
-                return ds[(i, *rest)]
+                return ds[(i,) + rest]
             if isinstance(first, slice):
                 start, stop, step = first.indices(n)
                 if step > 0:
-                    return ds[(slice(start, max(start, stop), step), *rest)]
+                    return ds[(slice(start, max(start, stop), step),) + rest]
                 idx = np.arange(start, stop, step)
                 return self._fancy(ds, idx, rest)
             idx = np.asarray(first)
@@ -587,7 +587,7 @@ class LazyFrames:
         if idx.size and (idx.min() < 0 or idx.max() >= self._n):
             raise IndexError(f"frame index out of range for {self._n} committed frames")
         uniq, inv = np.unique(idx, return_inverse=True)
-        data = ds[(uniq.tolist(), *rest)] if uniq.size else ds[(slice(0, 0), *rest)]
+        data = ds[(uniq.tolist(),) + rest] if uniq.size else ds[(slice(0, 0),) + rest]
         return data[inv]
 
     def __array__(self, dtype=None, copy=None):

@@ -50,7 +50,7 @@ class ObservableAccumulator:
     def __init__(self, names, dim: int, bins: int = 50, value_range=None):
         self.names = tuple(names)
         self.dim = int(dim)
-        self.edges = None
+        self.edges: np.ndarray | None = None  # (dim, bins + 1), set when "histogram" is among the names
         if "histogram" in self.names:
             if isinstance(bins, bool) or int(bins) != bins or bins < 1:
                 raise ValueError(f"histogram_bins must be an integer >= 1, got {bins!r}")
@@ -73,7 +73,11 @@ class ObservableAccumulator:
         root = f.require_group("observables")
         for name in self.names:
             g = root.create_group(name)
+            shape: tuple[int, ...]
+            dtype: type[np.generic]
+            fill: float
             if name == "histogram":
+                assert self.edges is not None  # set by __init__ for the histogram
                 shape, dtype, fill = (self.dim, self.edges.shape[1] - 1), np.int64, -1
             else:
                 shape, dtype, fill = (self.dim,), np.float64, np.nan
@@ -102,6 +106,8 @@ class ObservableAccumulator:
         for name in names:
             if name != "histogram":
                 dim = grp[name]["value"].shape[1]
+        if dim is None:
+            raise ValueError("no observables to rebuild (names is empty)")
         acc = cls(names, dim, bins, value_range)
         if "histogram" in names:
             acc.edges = grp["histogram/bin_edges"][...]
@@ -152,6 +158,7 @@ class ObservableAccumulator:
             values["running_mean"], values["running_variance"] = rm, rv
             values["_moments"] = np.stack([mean, m2], axis=1)
         if "histogram" in self.names:
+            assert self.edges is not None  # set by __init__ for the histogram
             values["histogram"] = histogram_counts(frames, self.edges)
         for name in (*self.names, "_moments"):
             if name not in values or name not in grp:

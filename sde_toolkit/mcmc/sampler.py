@@ -28,8 +28,9 @@ from .. import _checks
 from .. import _random as R
 from .._progress import Progress
 from ..integrate import driver as _driver
-from ..integrate.methods import EulerMaruyama, Splitting
+from ..integrate.methods import EulerMaruyama, Method, Splitting
 from ..integrate.plan import make_plan
+from ..sde.base import SDE
 from ..sde.langevin import OverdampedLangevin, UnderdampedLangevin
 from ..sde.potentials import Potential, ScorePotential
 from .diagnostics import effective_sample_size, integrated_time, split_rhat
@@ -175,8 +176,9 @@ def diagnostic_attrs(chains: Chains, enabled: bool = True) -> dict:
     """The attributes a chains file stores about its samples: ``acceptance_rate`` (MALA), ``n_diverged`` and,
     when ``enabled`` and there are >= 4 finite kept samples, ``tau``, ``ess`` and ``rhat`` per coordinate."""
     out: dict = {}
-    if chains.accepted is not None:
-        out["acceptance_rate"] = float(chains.acceptance_rate)
+    rate = chains.acceptance_rate  # None exactly when chains.accepted is None
+    if rate is not None:
+        out["acceptance_rate"] = float(rate)
     out["n_diverged"] = np.int64(int(chains.diverged.sum()))
     if enabled and chains.samples.shape[0] >= 4 and np.isfinite(chains.samples).all():
         out["tau"] = np.asarray(chains.tau(), dtype=np.float64)
@@ -216,7 +218,7 @@ class _Recorder:
         self.status = "running"
         if writer is None:
             self.samples = np.empty((n_kept, n, qdim))
-            self.energies = np.empty((n_kept, n)) if energy_col is not None else None
+            self.energies: np.ndarray | None = np.empty((n_kept, n)) if energy_col is not None else None
 
     def write(self, steps, times, frames, aux=None):
         k = len(steps)
@@ -227,7 +229,7 @@ class _Recorder:
             self.writer.write(self.n, samples, energies, accepted)
         else:
             self.samples[self.n:self.n + k] = samples
-            if energies is not None:
+            if self.energies is not None:  # energies were computed (energy_col is set)
                 self.energies[self.n:self.n + k] = energies
         self.n += k
 
@@ -338,7 +340,11 @@ def langevin(
     is_potential = isinstance(target, Potential)
     if not is_potential and not callable(target):
         raise TypeError(f"target must be a Potential or a score callable, got {type(target).__name__}")
-    if not is_potential:
+    potential: Potential
+    if isinstance(target, Potential):
+        x0 = _checks.states(x0, target.dim, "x0")
+        potential = target
+    else:
         if method == "mala":
             raise ValueError(
                 "MALA needs the energy V for its accept/reject step; a score alone gives only grad V. "
@@ -348,10 +354,12 @@ def langevin(
             raise ValueError("backend='numba' needs a Potential target (a score callable runs on the numpy backend)")
         if _score_wants_t(target) and t is None:
             raise ValueError("the score takes (x, t): pass t= (the noise level or time at which to sample)")
-    x0 = _checks.states(x0, target.dim if is_potential else None, "x0")
-    potential = target if is_potential else ScorePotential(target, t=t, dim=x0.shape[1])
+        x0 = _checks.states(x0, None, "x0")
+        potential = ScorePotential(target, t=t, dim=x0.shape[1])
     seed = R.resolve_seed(seed)
     n, d = x0.shape
+    sde: SDE
+    meth: Method
     if method == "baoab":
         sde = UnderdampedLangevin(potential, gamma=gamma, kT=kT, mass=1.0, dim=2 * d)
         p0 = math.sqrt(kT) * R.normals(seed, range(0, 1), range(0, n), d, lane=R.LANE_INIT)[0]

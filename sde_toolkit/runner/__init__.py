@@ -197,14 +197,15 @@ def run_experiment(config, outdir=None, *, progress=None, overwrite: bool = Fals
     start = time.perf_counter()
     func(ctx)
     wall = time.perf_counter() - start
-    table = cfg.get("experiment", {})
-    title = table.get("title") or f"{cpath.stem} ({kind})"
+    exp_table = cfg.get("experiment", {})
+    title = exp_table.get("title") or f"{cpath.stem} ({kind})"
     ctx.metrics["experiment"] = {"kind": kind, "config": str(cpath), "wall_time_s": wall,
                                  "package_version": __version__}
     (out / "metrics.json").write_text(json.dumps(jsonable(ctx.metrics), indent=2) + "\n")
     cfg_text = Path(config).read_text() if not isinstance(config, dict) else json.dumps(config, indent=2)
     figs = "\n".join(f"![{p.stem}](figures/{p.name})" for p in ctx.figures if p.exists())
-    report = [f"# {title}\n", (table.get("description") or "").strip() + "\n" if table.get("description") else "",
+    description = exp_table.get("description")
+    report = [f"# {title}\n", (description or "").strip() + "\n" if description else "",
               f"Kind `{kind}`, sde_toolkit {__version__}, wall time {wall:.1f} s.\n", *ctx.sections,
               "## Figures\n\n" + figs + "\n", "## Config\n\n```toml\n" + cfg_text.strip() + "\n```\n"]
     rpath = out / "report.md"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ def exp_mcmc_vs_score(ctx: ExperimentContext) -> None:
         rng = np.random.default_rng(seed + 100 * ti)
         data = stat.sample(20000, seed=rng)
         x0 = data[rng.integers(0, len(data), n_chains)] + 0.5 * rng.standard_normal((n_chains, dim))
-        rows = []
+        rows: list[dict[str, Any]] = []
         finals: dict[str, np.ndarray] = {}
 
         def record(name, final, wall, ess_total, note="", n_eff=None, rows=rows, finals=finals, lsde=lsde, tname=tname):

@@ -47,12 +47,13 @@ def _run_simulation(ctx: ExperimentContext, *, name: str = "trajectory"):
 
     cfg = ctx.cfg
     out_name = Path(cfg["output"]["path"]).name if ("output" in cfg and cfg["output"].get("path")) else f"{name}.h5"
-    job = prepare_simulation(cfg, out=ctx.outdir / out_name, overwrite=True)
+    out = ctx.outdir / out_name
+    job = prepare_simulation(cfg, out=out, overwrite=True)
     start = time.perf_counter()
     traj = simulate(job.sde, job.x0, out=job.out, progress=ctx.progress, config=job.config, **job.integrate,
                     **job.output)
     wall = time.perf_counter() - start
-    ctx.data.append(Path(job.out))
+    ctx.data.append(out)
     n_steps = round(abs(job.integrate["t1"] - job.integrate["t0"]) / job.integrate["dt"])
     ctx.metrics["simulation"] = {
         "n_paths": int(traj.n_paths), "dim": int(traj.dim), "n_steps": int(n_steps), "n_frames": int(len(traj.t)),

@@ -54,7 +54,8 @@ def _allowed(variables) -> str:
 def _numeric(node) -> float | None:
     """The value of a subtree made only of numbers and arithmetic (``None`` when it holds a variable or a call)."""
     if isinstance(node, ast.Constant):
-        return float(node.value)
+        v = node.value  # build() refuses every literal but real numbers; here any other is "not numeric"
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
     if isinstance(node, ast.UnaryOp):
         v = _numeric(node.operand)
         return None if v is None else (-v if isinstance(node.op, ast.USub) else v)

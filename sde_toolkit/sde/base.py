@@ -34,7 +34,7 @@ import abc
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -48,6 +48,9 @@ __all__ = ["Model", "SDE", "NumbaFace", "NOISE_TYPES", "value_key", "check_psd",
 
 def as_float_array(value, name: str) -> np.ndarray:
     return float_array(value, name)
+
+
+_M = TypeVar("_M", bound="Model")
 
 
 # ------------------------------------------------------------------------------------------------ frozen models
@@ -92,7 +95,8 @@ class Model:
                 if type(self).__init__ is __init__:  # the outermost constructor of the concrete class
                     object.__setattr__(self, "_frozen", True)
 
-            cls.__init__ = __init__
+            # mypy forbids assigning to a method; here it is the point: wrap the class's own constructor
+            cls.__init__ = __init__  # type: ignore[method-assign]
 
     def __setattr__(self, name, value):
         if self.__dict__.get("_frozen", False):
@@ -109,7 +113,7 @@ class Model:
         """The constructor parameters (by name) that define this model."""
         return {f: getattr(self, f) for f in self._fields}
 
-    def replace(self, **changes) -> Model:
+    def replace(self: _M, **changes) -> _M:
         """A new model with the same parameters except ``changes``."""
         unknown = sorted(set(changes) - set(self._fields))
         if unknown:
@@ -177,18 +181,20 @@ class SDE(Model, abc.ABC):
         additive: ``True`` when ``g`` does not depend on ``x`` (EM then has strong order 1).
         T: the end time of a diffusion model's forward process (``None`` when the SDE has none).
 
-    Class-level capabilities: see the module docstring.
+    Class-level capabilities: see the module docstring. ``has_numba_face``, ``is_ode``, ``time_homogeneous``
+    and ``affine_marginal`` are class defaults that a model may fix per instance in its constructor (a wrapper
+    from its parts, ``FunctionSDE`` from its functions); the others are class constants.
     """
 
-    has_numba_face: ClassVar[bool] = False
+    has_numba_face: bool = False
     linear: ClassVar[bool] = False
-    is_ode: ClassVar[bool] = False
+    is_ode: bool = False
     backward: ClassVar[bool] = False
-    time_homogeneous: ClassVar[bool] = False
+    time_homogeneous: bool = False
     has_exact_step: ClassVar[bool] = False
     has_splitting: ClassVar[bool] = False
     gradient_flow: ClassVar[bool] = False
-    affine_marginal: ClassVar[bool] = False
+    affine_marginal: bool = False
     dimension_free: ClassVar[bool] = False
     T: ClassVar[float | None] = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -43,11 +44,12 @@ class FunctionSDE(SDE):
             self.noise_dim = int(noise_dim)
         self._const = None
         if isinstance(diffusion, numbers.Real):
-            if not np.isfinite(diffusion) or diffusion < 0:
+            const = float(diffusion)
+            if not math.isfinite(const) or const < 0:
                 raise ValueError(f"diffusion must be a finite number >= 0, got {diffusion}")
             if noise_type == "general":
                 raise ValueError("a constant number as diffusion needs noise_type 'diagonal' or 'scalar'")
-            self._const = float(diffusion)
+            self._const = const
             additive = True
         elif not callable(diffusion):
             raise TypeError(f"diffusion must be callable diffusion(x, t) or a number, got {type(diffusion).__name__}")
@@ -100,15 +102,15 @@ class FunctionSDE(SDE):
 
         if c is not None:
 
-            def diffusion(x, t, out):
+            def const_diffusion(x, t, out):
                 for i in range(d):
                     out[i] = c
 
-            def diffusion_dx(x, t, out):
+            def zero_diffusion_dx(x, t, out):
                 for i in range(d):
                     out[i] = 0.0
 
-            return NumbaFace(jit(drift), jit(diffusion), jit(diffusion_dx))
+            return NumbaFace(jit(drift), jit(const_diffusion), jit(zero_diffusion_dx))
         g = _user(self._diffusion, jit)
 
         def diffusion(x, t, out):

@@ -179,15 +179,16 @@ class VPSDE(SDE):
         return f"VPSDE(beta_min={self.beta_min}, beta_max={self.beta_max}, dim={self.dim})"
 
     # schedule
-    def _cell(self, t):
-        N = self._rates.size
+    @staticmethod
+    def _cell(t, N: int):
+        """The index of the piecewise-constant cell (of ``N``) holding ``t``."""
         return np.clip(np.floor(np.asarray(t, dtype=np.float64) * N).astype(np.int64), 0, N - 1)
 
     def beta(self, t):
         """``beta(t)`` (float or array like ``t``)."""
         t = np.asarray(t, dtype=np.float64)
         if self._rates is not None:
-            return self._rates[self._cell(t)]
+            return self._rates[self._cell(t, self._rates.size)]
         return self.beta_min + t * (self.beta_max - self.beta_min)
 
     def integrated_beta(self, t):
@@ -196,7 +197,7 @@ class VPSDE(SDE):
         if self._rates is not None:
             N = self._rates.size
             cum = np.concatenate([[0.0], np.cumsum(self._rates) / N])
-            i = self._cell(t)
+            i = self._cell(t, N)
             return cum[i] + self._rates[i] * (t - i / N)
         return self.beta_min * t + 0.5 * t**2 * (self.beta_max - self.beta_min)
 

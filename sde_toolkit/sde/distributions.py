@@ -167,7 +167,8 @@ class QuadratureTable:
             C = integrate.cumulative_trapezoid(cy, self.axes[0], axis=0, initial=0.0)
             self.C = C / C[-1, -1]
             self.cdf_tables = [self.C[:, -1], self.C[-1, :]]
-        self._sampler = None
+        # 2-D sampler tables, built on first use: (normalized cell CDF, cell grid shape, hx, hy)
+        self._sampler: tuple[np.ndarray, tuple[int, ...], float, float] | None = None
         if self.dim == 1:
             Z = integrate.simpson(w, x=self.axes[0])
         else:

@@ -75,7 +75,7 @@ class OrnsteinUhlenbeck(SDE):
                 raise ValueError(f"sigma matrix must have {d} rows, got shape {sigma.shape}")
             if sigma.shape[1] == d and np.allclose(sigma, np.diag(np.diag(sigma))):
                 self.noise_type = "diagonal"
-                self.sigma_vec = np.diag(sigma).copy()
+                self.sigma_vec: np.ndarray | None = np.diag(sigma).copy()  # None for general noise
                 self.sigma_matrix = sigma
             else:
                 self.noise_type = "general"
@@ -83,8 +83,9 @@ class OrnsteinUhlenbeck(SDE):
                 self.sigma_vec = None
         else:
             self.noise_type = "diagonal"
-            self.sigma_vec = np.broadcast_to(sigma, (d,)).astype(np.float64).copy()
-            self.sigma_matrix = np.diag(self.sigma_vec)
+            vec = np.broadcast_to(sigma, (d,)).astype(np.float64).copy()
+            self.sigma_vec = vec
+            self.sigma_matrix = np.diag(vec)
         self.noise_dim = self.sigma_matrix.shape[1]
         self.additive = True
         self.theta_is_diag = bool(np.allclose(self.theta_matrix, np.diag(np.diag(self.theta_matrix))))
@@ -114,6 +115,7 @@ class OrnsteinUhlenbeck(SDE):
         n = x.shape[0]
         if self.noise_type == "general":
             return np.broadcast_to(self.sigma_matrix, (n, *self.sigma_matrix.shape))
+        assert self.sigma_vec is not None  # diagonal noise
         return np.broadcast_to(self.sigma_vec, (n, self.dim))
 
     def diffusion_dx(self, x, t):
@@ -244,6 +246,7 @@ class OrnsteinUhlenbeck(SDE):
                     for j in range(m):
                         out[i, j] = sig[i, j]
         else:
+            assert self.sigma_vec is not None  # diagonal noise
             sv = self.sigma_vec.copy()
 
             def diffusion(x, t, out):

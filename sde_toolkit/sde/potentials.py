@@ -360,6 +360,7 @@ class ExpressionPotential(Potential):
     """
 
     _fields = ("expression", "variables")
+    dim: int  # always known: one coordinate per variable
 
     def __init__(self, expression: str, variables=("x",)):
         import sympy as sp
