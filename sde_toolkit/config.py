@@ -264,7 +264,7 @@ INITIAL_SCHEMA = TableSchema(
 
 INTEGRATE_SCHEMA = TableSchema("integrate", {
     "method": Key(("string",), default="euler_maruyama",
-                  choices=("euler_maruyama", "milstein", "exact", "heun", "baoab")),
+                  choices=("euler_maruyama", "milstein", "leimkuhler_matthews", "exact", "heun", "baoab")),
     "dt": Key(NUM, required=True, check=_positive),
     "t1": Key(NUM, required=True, check=_finite_check),
     "t0": Key(NUM, default=0.0, check=_finite_check),

@@ -138,6 +138,7 @@ def _build(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kernel 
     CH_V2 = CHUNK
     fill_normals, fill_uniforms = R.fill_normals, R.fill_uniforms
     LN, LU = np.uint64(R.LANE_NOISE), np.uint64(R.LANE_UNIFORM)
+    LOOK = int(method.noise_lookahead)
 
     def kernel(x, carry, rng_path0, key0, key1, gen, k_a, k_b, t0, h, t_last, n_steps, inc, use_inc, save_start,
                save_every, save_last, n_regular, gi0, frames, aux, fo, max_abs, stop, bad):
@@ -171,7 +172,8 @@ def _build(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kernel 
                         for q in range(nc * MZ):
                             zbuf[q] = gen.standard_normal()
                     else:
-                        fill_normals(key0, key1, LN, np.uint64(k), np.uint64((rng_path0 + c0) * NZ), nc * NZ, zbuf)
+                        fill_normals(key0, key1, LN, np.uint64(k + LOOK), np.uint64((rng_path0 + c0) * NZ), nc * NZ,
+                                     zbuf)
                 if NU > 0:
                     fill_uniforms(key0, key1, LU, np.uint64(k), np.uint64(rng_path0 + c0), nc, ubuf)
                 step(xc, cc, k, t, h, t_next, z, s, u, ws)
@@ -283,6 +285,13 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
                 init_k(x, carry, t_start)
             else:
                 carry[:] = method.init_carry(sde, x, t_start)
+    if method.noise_lookahead and NZ > 0:
+        # the pending normals of a lookahead method at the start step: a function of the counter, never stored
+        if increments is not None or legacy:
+            raise ValueError(f"method {method.name!r} draws its own lookahead noise: it supports neither user "
+                             "increments nor noise scheme v1")
+        carry[:, :NZ] = R.normals(plan.seed, range(start_step, start_step + 1),
+                                  range(plan.path_offset, plan.path_offset + n), NZ)[0]
     max_abs = plan.max_abs_check
     bad = np.zeros(n, dtype=np.int64)
     key0, key1 = (np.uint64(v) for v in plan.seed.key())
@@ -394,7 +403,8 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
                             z = np.concatenate([gens[c].standard_normal((e - a, m_draw))
                                                 for c, (a, e) in enumerate(tasks)])[:, off:off + NZ]
                         else:
-                            R._normals_block(key0, key1, np.uint64(R.LANE_NOISE), np.uint64(kk), 1,
+                            R._normals_block(key0, key1, np.uint64(R.LANE_NOISE),
+                                             np.uint64(kk + method.noise_lookahead), 1,
                                              np.uint64((plan.path_offset) * NZ), n * NZ, zb)
                             z = zb[0, : n * NZ].reshape(n, NZ)
                     if NU > 0:

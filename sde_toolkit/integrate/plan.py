@@ -188,6 +188,8 @@ def make_plan(sde: SDE, x0: np.ndarray, *, t0, t1=None, dt=None, save_every=1, m
     scheme = parse_scheme(noise)
     if scheme == NOISE_V1 and (meth.n_uniforms(sde) or meth.carry_dim(sde)):
         raise ValueError(f"noise scheme v1 is kept for simulate's legacy methods; {meth.name} needs v2")
+    if increments is not None and meth.noise_lookahead:
+        raise ValueError(f"method {meth.name!r} draws its own lookahead noise and does not take increments=")
     if increments is not None:
         inc = np.asarray(increments)
         want = (n_steps, n, meth.n_normals(sde))
