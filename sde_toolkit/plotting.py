@@ -110,3 +110,35 @@ def bar_table(names, values, path, *, ylabel="", title="", log=False):
         ax.set_yscale("log")
     ax.set_title(title)
     return _save(fig, path)
+
+
+def methods_vs_density(finals: dict, density_x, density_p, path, *, bins=120, title="", verdicts=None):
+    """Top: each method's final histogram over the reference density; bottom: histogram minus density per
+    method, with the band of +-2 standard deviations of a histogram of exact samples of the same size."""
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    lo, hi = float(np.min(density_x)), float(np.max(density_x))
+    edges = np.linspace(lo, hi, bins + 1)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    width = edges[1] - edges[0]
+    ref = np.interp(mid, density_x, density_p)
+    n = None
+    for i, (name, f) in enumerate(finals.items()):
+        s = np.asarray(f).ravel()
+        n = s.size
+        h, _ = np.histogram(s, bins=edges, density=True)
+        label = name + (f": {verdicts[name]}" if verdicts and name in verdicts else "")
+        ax.step(mid, h, where="mid", lw=1.2, color=f"C{i}", label=label)
+        ax2.step(mid, h - ref, where="mid", lw=1.0, color=f"C{i}")
+    ax.plot(density_x, density_p, "k-", lw=1.6, label="exp(-V/kT)/Z (exact)")
+    if n:
+        band = 2 * np.sqrt(np.maximum(ref * width, 1e-300) / n) / width
+        ax2.fill_between(mid, -band, band, color="0.85", label="+-2 sd of exact samples")
+    ax2.axhline(0.0, color="k", lw=0.8)
+    ax.set_ylabel("density")
+    ax2.set_ylabel("histogram - exact")
+    ax2.set_xlabel("x")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax2.legend(fontsize=8, loc="upper right")
+    return _save(fig, path)

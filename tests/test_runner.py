@@ -100,6 +100,13 @@ def test_seed_langevin(tmp_path):
     # the experiment itself reports the exact-density check as failed and says why
     assert not stat["passed"]
     assert "O(dt)" in report
+    # the seed's story: Leimkuhler-Matthews at the same step, seed and cost passes where EM fails
+    methods = metrics["methods"]
+    assert set(methods) == {"euler_maruyama", "leimkuhler_matthews"}
+    assert methods["leimkuhler_matthews"]["passed"] and not methods["euler_maruyama"]["passed"]
+    assert methods["leimkuhler_matthews"]["tv"] < 0.5 * methods["euler_maruyama"]["tv"]
+    assert any("leimkuhler_matthews: PASSED" in line for line in res.headline)
+    assert (tmp_path / "out" / "figures" / "methods.png").exists()
     assert (tmp_path / "out" / "seed_langevin.h5").exists()
 
 

@@ -140,6 +140,7 @@ class ExperimentResult:
     figures: list[Path] = field(default_factory=list)
     data: list[Path] = field(default_factory=list)
     wall_time: float = 0.0
+    headline: list[str] = field(default_factory=list)
 
 
 def _kind(cfg: Config) -> str:
@@ -206,11 +207,13 @@ def run_experiment(config, outdir=None, *, progress=None, overwrite: bool = Fals
     figs = "\n".join(f"![{p.stem}](figures/{p.name})" for p in ctx.figures if p.exists())
     description = exp_table.get("description")
     report = [f"# {title}\n", (description or "").strip() + "\n" if description else "",
-              f"Kind `{kind}`, sde_toolkit {__version__}, wall time {wall:.1f} s.\n", *ctx.sections,
+              f"Kind `{kind}`, sde_toolkit {__version__}, wall time {wall:.1f} s.\n",
+              ("**Result.** " + " ".join(ctx.headline) + "\n") if ctx.headline else "", *ctx.sections,
               "## Figures\n\n" + figs + "\n", "## Config\n\n```toml\n" + cfg_text.strip() + "\n```\n"]
     rpath = out / "report.md"
     rpath.write_text("\n".join(s for s in report if s))
-    return ExperimentResult(kind, out, ctx.metrics, rpath, [p for p in ctx.figures if p.exists()], ctx.data, wall)
+    return ExperimentResult(kind, out, ctx.metrics, rpath, [p for p in ctx.figures if p.exists()], ctx.data, wall,
+                            list(ctx.headline))
 
 
 # ---------------------------------------------------------------------------------------------- CLI hook
@@ -230,6 +233,8 @@ def add_parser(subparsers):
 def run(args) -> int:
     res = run_experiment(args.config, args.outdir, progress=args.progress, overwrite=args.overwrite)
     print(f"experiment {res.kind} finished in {res.wall_time:.1f} s")
+    for line in res.headline:
+        print(f"  result:  {line}")
     print(f"  report:  {res.report}")
     print(f"  metrics: {res.outdir / 'metrics.json'}")
     for f in res.figures:

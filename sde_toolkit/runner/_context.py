@@ -25,6 +25,8 @@ class ExperimentContext:
         sections: Markdown sections of ``report.md``; add with :meth:`section`.
         figures: figure paths (from :meth:`figure`) linked in the report when they exist.
         data: data files the experiment wrote (listed by ``sde-toolkit run``).
+        headline: one-line verdicts printed in the terminal by ``sde-toolkit run`` (the result and the number
+            behind it); add with :meth:`verdict`.
     """
 
     def __init__(self, cfg: Config, outdir: Path, kind: str, progress):
@@ -33,7 +35,12 @@ class ExperimentContext:
         self.sections: list[str] = []
         self.figures: list[Path] = []
         self.data: list[Path] = []
+        self.headline: list[str] = []
         (outdir / "figures").mkdir(parents=True, exist_ok=True)
+
+    def verdict(self, text: str) -> None:
+        """A one-line result for the terminal (and the top of the report)."""
+        self.headline.append(text)
 
     def figure(self, name: str) -> Path:
         """The path ``figures/<name>.png`` to save a figure to (recorded for the report)."""

@@ -16,6 +16,10 @@ def register_tables() -> None:
             "kind": Key(("string",), default=None, doc="what to run (a registered experiment kind)"),
             "title": Key(("string",), default=None),
             "description": Key(("string",), default=""),
+            "compare_methods": Key(("array",), default=[],
+                                   check=lambda v: None if all(isinstance(m, str) for m in v) else
+                                   f"must be a list of method names, got {v!r}",
+                                   doc="simulate: more methods run at the same step, seed and x0, compared"),
         }, doc="which experiment"),
         TableSchema("analysis", {
             "bins": Key(("integer",), default=120, check=_at_least(5)),
