@@ -247,7 +247,7 @@ def _flatten_samples(samples, dim: int, effective_size, ess_c: float):
         if arr.shape[2] != dim:
             raise ValueError(f"samples have dim {arr.shape[2]}, the SDE has dim {dim}")
         x = arr.reshape(-1, dim)
-        n_eff = float(np.min(effective_sample_size(arr, ess_c))) if arr.shape[0] >= 2 else float(arr.shape[1])
+        n_eff = float(np.min(effective_sample_size(arr, method="sokal", c=ess_c))) if arr.shape[0] >= 2 else float(arr.shape[1])
     elif arr.ndim == 2:
         if arr.shape[1] != dim:
             raise ValueError(f"samples have dim {arr.shape[1]}, the SDE has dim {dim} (shape {arr.shape})")
