@@ -15,9 +15,16 @@ never from tuned constants: the Kolmogorov distribution for KS; a parametric boo
 density for ``w1`` and ``tv`` (``n_bootstrap`` replicates, a method-of-moments gamma fit for the far tail).
 The family-wise level ``alpha`` is split over the statistics (Bonferroni). ``n_eff`` is the number of samples
 for independent draws (e.g. final states of independent chains), ``min`` over coordinates of the multi-chain
-ESS for :class:`~sde_toolkit.mcmc.Chains` or ``(n_kept, n_chains, dim)`` arrays, or ``effective_size=``.
-Treating ``n_eff`` correlated samples like ``n_eff`` independent ones is the standard large-sample
-approximation; prefer independent chains when the decision matters.
+bulk ESS (Vehtari et al. 2021, :func:`sde_toolkit.mcmc.diagnostics.ess`) for :class:`~sde_toolkit.mcmc.Chains`
+or ``(n_kept, n_chains, dim)`` arrays, or ``effective_size=``. Treating ``n_eff`` correlated samples like
+``n_eff`` independent ones is the standard large-sample approximation; prefer independent chains when the
+decision matters.
+
+Chains must also have mixed: for chains with >= 4 kept samples the largest rank-normalized split R-hat over
+the coordinates must be ``<= rhat_max`` (1.01, Vehtari et al.'s recommendation), else the report fails with
+"not enough effective samples / chains not mixed". Chains that never crossed a barrier can match the density
+inside the wells they sampled, and the ESS of chains that disagree is small, so loose thresholds alone would
+pass them; R-hat is what sees that they disagree. This gate is a precondition, not a test at level ``alpha``.
 """
 
 from __future__ import annotations
@@ -158,6 +165,9 @@ class StationaryReport:
         fp_vs_reference_tv: TV between the Fokker–Planck and the quadrature cell masses on the grid
             (informational: the FP discretization error).
         edges: the histogram bin edges used for ``tv``.
+        rhat: the largest rank-normalized split R-hat over coordinates (chains with >= 4 kept samples), else
+            ``None`` (independent draws: not assessed).
+        rhat_max: the R-hat above which the report fails (``None``: gate disabled).
     """
 
     dim: int
@@ -176,6 +186,21 @@ class StationaryReport:
     tv_fp_threshold: float | None = None
     fp_vs_reference_tv: float | None = None
     edges: tuple = field(default=(), repr=False)
+    rhat: float | None = None
+    rhat_max: float | None = None
+
+    @property
+    def mixing_ok(self) -> bool:
+        """False when the chains' R-hat exceeds :attr:`rhat_max` (True when not assessed or gate disabled)."""
+        return self.rhat is None or self.rhat_max is None or bool(self.rhat <= self.rhat_max)
+
+    @property
+    def mixing_message(self) -> str | None:
+        """Why the chains fail the mixing gate, or ``None``."""
+        if self.mixing_ok:
+            return None
+        return (f"not enough effective samples / chains not mixed (R-hat = {self.rhat:.4g} > {self.rhat_max:g}): "
+                "run the chains longer, start more of them, or sample across the barrier")
 
     def checks(self) -> dict:
         """``{name: (value, threshold, passed)}`` for every statistic that decides :attr:`passed`."""
@@ -187,12 +212,14 @@ class StationaryReport:
         if self.tv_fp is not None:
             assert self.tv_fp_threshold is not None  # validate_stationary sets both (grid given)
             out["tv_fp"] = (self.tv_fp, self.tv_fp_threshold, self.tv_fp <= self.tv_fp_threshold)
+        if self.rhat is not None and self.rhat_max is not None:
+            out["rhat"] = (self.rhat, self.rhat_max, self.mixing_ok)
         return out
 
     @property
     def passed(self) -> bool:
-        """True when every statistic is within its threshold."""
-        return all(c[2] for c in self.checks().values())
+        """True when every statistic is within its threshold and the chains have mixed (:attr:`mixing_ok`)."""
+        return self.mixing_ok and all(c[2] for c in self.checks().values())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary of the numbers (for ``metrics.json``)."""
@@ -201,8 +228,11 @@ class StationaryReport:
             for k in (
                 "dim", "n_samples", "effective_size", "alpha", "ks", "ks_pvalue", "ks_threshold", "w1",
                 "w1_threshold", "tv", "tv_threshold", "kl", "tv_fp", "tv_fp_threshold", "fp_vs_reference_tv",
+                "rhat", "rhat_max",
             )
         }
+        d["mixing_ok"] = self.mixing_ok
+        d["mixing_message"] = self.mixing_message
         d["passed"] = self.passed
         return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in d.items()}
 
@@ -215,18 +245,25 @@ class StationaryReport:
             "| statistic | value | threshold | pass |",
             "|---|---|---|---|",
         ]
+        if not self.mixing_ok and self.mixing_message:
+            msg = self.mixing_message
+            lines[1:1] = ["", f"**{msg[0].upper()}{msg[1:]}.**"]
         names = {
             "ks": "KS sup|F_n - F|",
             "w1": "W1 to density",
             "tv": "TV histogram vs density",
             "tv_fp": "TV histogram vs Fokker-Planck",
+            "rhat": "R-hat (rank-normalized, max over coordinates)",
         }
         for k, (v, t, ok) in self.checks().items():
-            lines.append(f"| {names[k]} | {v:.4g} | {t:.4g} | {'yes' if ok else 'NO'} |")
+            fv, ft = (f"{v:.4f}", f"{t:g}") if k == "rhat" else (f"{v:.4g}", f"{t:.4g}")
+            lines.append(f"| {names[k]} | {fv} | {ft} | {'yes' if ok else 'NO'} |")
         lines.append(f"| KS p-value | {self.ks_pvalue:.3g} | | |")
         lines.append(f"| KL histogram vs density (nats) | {self.kl:.4g} | | |")
         if self.fp_vs_reference_tv is not None:
             lines.append(f"| TV Fokker-Planck vs quadrature | {self.fp_vs_reference_tv:.3g} | | |")
+        if self.rhat is not None and self.rhat_max is None:
+            lines.append(f"| R-hat (gate disabled) | {self.rhat:.4f} | | |")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -234,8 +271,9 @@ class StationaryReport:
 
 
 # ------------------------------------------------------------------------------------------- public
-def _flatten_samples(samples, dim: int, effective_size, ess_c: float):
-    from .mcmc.diagnostics import effective_sample_size
+def _flatten_samples(samples, dim: int, effective_size):
+    """``(x (n, dim), n_eff, rhat or None)``: flat samples, effective size and the chains' largest R-hat."""
+    from .mcmc.diagnostics import ess, rhat
     from .mcmc.sampler import Chains
 
     if isinstance(samples, Chains):
@@ -248,23 +286,29 @@ def _flatten_samples(samples, dim: int, effective_size, ess_c: float):
         if arr.shape[2] != dim:
             raise ValueError(f"samples have dim {arr.shape[2]}, the SDE has dim {dim}")
         x = arr.reshape(-1, dim)
-        n_eff = float(np.min(effective_sample_size(arr, ess_c))) if arr.shape[0] >= 2 else float(arr.shape[1])
     elif arr.ndim == 2:
         if arr.shape[1] != dim:
             raise ValueError(f"samples have dim {arr.shape[1]}, the SDE has dim {dim} (shape {arr.shape})")
         x = arr
-        n_eff = float(arr.shape[0])
     else:
         raise ValueError(f"samples must be (n,), (n, dim), (n_kept, n_chains, dim) or Chains, got shape {arr.shape}")
     if x.shape[0] < 2:
         raise ValueError("need at least 2 samples")
     if not np.isfinite(x).all():
         raise ValueError("samples contain NaN or inf (a diverged chain?)")
+    r_hat = None
+    if arr.ndim == 2:
+        n_eff = float(arr.shape[0])
+    elif arr.shape[0] >= 4:  # chains: multi-chain bulk ESS and rank-normalized R-hat
+        n_eff = float(np.min(ess(arr, "bulk")))
+        r_hat = float(np.max(rhat(arr)))
+    else:  # 1-3 kept samples per chain: too few for split chains; count one draw per chain
+        n_eff = float(arr.shape[1])
     if effective_size is not None:
         n_eff = float(effective_size)
         if not (math.isfinite(n_eff) and n_eff >= 2):
             raise ValueError(f"effective_size must be a finite number >= 2, got {effective_size!r}")
-    return x, min(n_eff, float(x.shape[0]))
+    return x, min(n_eff, float(x.shape[0])), r_hat
 
 
 def validate_stationary(
@@ -277,7 +321,8 @@ def validate_stationary(
     bins=None,
     n_bootstrap: int = 400,
     seed: int = 0,
-    ess_c: float = 5.0,
+    rhat_max: float | None = 1.01,
+    ess_c=None,
 ) -> StationaryReport:
     """Compare samples with the SDE's stationary density; thresholds from each statistic's null law.
 
@@ -288,17 +333,29 @@ def validate_stationary(
             :class:`~sde_toolkit.mcmc.Chains`.
         grid: a Fokker–Planck ``Grid``; when given, the histogram on its cells is also compared with
             ``FokkerPlanck(sde, grid).stationary()``.
-        effective_size: override the effective sample size (e.g. from your own ESS estimate).
+        effective_size: override the effective sample size (e.g. from your own ESS estimate); the R-hat gate
+            still applies to chains.
         alpha: family-wise false-alarm probability of :attr:`StationaryReport.passed` under the null.
         bins: histogram edges for ``tv`` (1-D array, or per-axis tuple); default equal-width bins over the
             reference's ``[1e-4, 1 - 1e-4]`` marginal quantiles, ``~2 n_eff^(1/3)`` per axis in 1-D.
         n_bootstrap: parametric-bootstrap replicates for the ``w1``/``tv`` null laws.
         seed: seed of the bootstrap.
-        ess_c: Sokal window constant for the ESS of chains.
+        rhat_max: chains (>= 4 kept samples) whose largest rank-normalized split R-hat exceeds this fail the
+            report as "not enough effective samples / chains not mixed"; ``None`` disables the gate (the
+            R-hat is still reported).
+        ess_c: removed (it was the Sokal window of the earlier within-chain ESS, which overclaimed on chains
+            that do not mix); passing it raises ``TypeError``.
 
     Returns:
-        :class:`StationaryReport` (``.passed``, ``.to_markdown()``, ``.to_dict()``).
+        :class:`StationaryReport` (``.passed``, ``.mixing_ok``, ``.to_markdown()``, ``.to_dict()``).
     """
+    if ess_c is not None:
+        raise TypeError(
+            "validate_stationary(ess_c=) is gone: thresholds are now sized by the multi-chain bulk ESS "
+            "(st.mcmc.ess(x, 'bulk')); pass effective_size= to override it"
+        )
+    if rhat_max is not None and not (isinstance(rhat_max, (int, float)) and math.isfinite(rhat_max) and rhat_max > 1):
+        raise ValueError(f"rhat_max must be a finite number > 1 or None, got {rhat_max!r}")
     if not (0.0 < alpha < 1.0):
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if int(n_bootstrap) < 20:
@@ -306,7 +363,7 @@ def validate_stationary(
     B = int(n_bootstrap)
     ref = _reference(sde)
     dim = ref.dim
-    x, n_eff = _flatten_samples(samples, dim, effective_size, ess_c)
+    x, n_eff, r_hat = _flatten_samples(samples, dim, effective_size)
     n_int = max(2, int(round(n_eff)))
     n_checks = 3 + (grid is not None)
     a_each = alpha / n_checks
@@ -368,4 +425,6 @@ def validate_stationary(
         tv_fp_threshold=tv_fp_thr,
         fp_vs_reference_tv=fp_ref,
         edges=edges,
+        rhat=r_hat,
+        rhat_max=None if rhat_max is None else float(rhat_max),
     )

@@ -33,7 +33,7 @@ from ..integrate.plan import make_plan
 from ..sde.base import SDE
 from ..sde.langevin import OverdampedLangevin, UnderdampedLangevin
 from ..sde.potentials import Potential, ScorePotential
-from .diagnostics import effective_sample_size, integrated_time, split_rhat
+from .diagnostics import ess, integrated_time, rhat
 from .layers import MetropolisAdjusted, WithEnergy
 
 __all__ = ["Chains", "langevin", "AnnealedSamples", "annealed_langevin", "METHODS"]
@@ -96,23 +96,41 @@ class Chains:
         return ~np.isfinite(self.final_position).all(axis=1)
 
     def flat(self) -> np.ndarray:
-        """All kept samples as ``(n_kept * n_chains, dim)`` (correlated; see :meth:`ess`)."""
+        """All kept samples as ``(n_kept * n_chains, dim)`` (correlated; see :meth:`ess` and :meth:`rhat`)."""
         return self.samples.reshape(-1, self.dim)
 
     def tau(self, c: float = 5.0) -> np.ndarray:
-        """Integrated autocorrelation time per coordinate, in kept samples (Sokal window ``c``)."""
+        """Within-chain integrated autocorrelation time per coordinate, in kept samples (Sokal window ``c``).
+
+        It ignores whether the chains agree with one another, so ``n_kept n_chains / tau`` is *not* the ESS of
+        chains that have not mixed; see :meth:`ess`."""
         key = ("tau", c)
         if key not in self._cache:
             self._cache[key] = integrated_time(self.samples, c)
         return self._cache[key]
 
-    def ess(self, c: float = 5.0) -> np.ndarray:
-        """Effective sample size per coordinate, ``n_kept n_chains / tau``."""
-        return effective_sample_size(self.samples, c)
+    def ess(self, method: str = "bulk", *, c: float | None = None) -> np.ndarray:
+        """Multi-chain effective sample size per coordinate (Vehtari et al. 2021), bulk by default.
+
+        ``method``: ``"bulk"`` (rank-normalized split chains), ``"tail"`` (see :meth:`tail_ess`), ``"mean"``
+        (raw split chains), or ``"sokal"`` (the earlier within-chain ``n_kept n_chains / tau``, window ``c``;
+        it overclaims on chains that do not mix). See :func:`sde_toolkit.mcmc.diagnostics.ess`."""
+        key = ("ess", method, c)
+        if key not in self._cache:
+            self._cache[key] = ess(self.samples, method, c=c)
+        return self._cache[key]
+
+    def tail_ess(self) -> np.ndarray:
+        """Tail ESS per coordinate: the smaller multi-chain ESS of the 5 % and 95 % quantile indicators."""
+        return self.ess("tail")
 
     def rhat(self) -> np.ndarray:
-        """Split R-hat per coordinate."""
-        return split_rhat(self.samples)
+        """Rank-normalized split R-hat per coordinate (max of bulk and folded; Vehtari et al. 2021).
+
+        Above 1.01: the chains have not mixed, or are too short to tell."""
+        if "rhat" not in self._cache:
+            self._cache["rhat"] = rhat(self.samples)
+        return self._cache["rhat"]
 
     # -- files (the format itself lives in sde_toolkit.io.chains) ---------------------------------------------
     @classmethod
@@ -158,7 +176,8 @@ class Chains:
             path: output file; written as ``<path>.partial`` and renamed when complete.
             config: extra JSON-able provenance merged into the ``config`` attribute.
             overwrite: replace an existing file.
-            diagnostics: store ``tau``, ``ess`` and ``rhat`` attributes (needs >= 4 finite kept samples).
+            diagnostics: store ``tau``, ``ess``, ``ess_tail`` and ``rhat`` attributes (needs >= 4 finite kept
+                samples; see :func:`diagnostic_attrs`).
         """
         from ..io.chains import write_chains
 
@@ -174,7 +193,8 @@ class Chains:
 
 def diagnostic_attrs(chains: Chains, enabled: bool = True) -> dict:
     """The attributes a chains file stores about its samples: ``acceptance_rate`` (MALA), ``n_diverged`` and,
-    when ``enabled`` and there are >= 4 finite kept samples, ``tau``, ``ess`` and ``rhat`` per coordinate."""
+    when ``enabled`` and there are >= 4 finite kept samples, per coordinate: ``tau`` (within-chain, Sokal),
+    ``ess`` (multi-chain bulk ESS), ``ess_tail`` (tail ESS) and ``rhat`` (rank-normalized split R-hat)."""
     out: dict = {}
     rate = chains.acceptance_rate  # None exactly when chains.accepted is None
     if rate is not None:
@@ -183,6 +203,7 @@ def diagnostic_attrs(chains: Chains, enabled: bool = True) -> dict:
     if enabled and chains.samples.shape[0] >= 4 and np.isfinite(chains.samples).all():
         out["tau"] = np.asarray(chains.tau(), dtype=np.float64)
         out["ess"] = np.asarray(chains.ess(), dtype=np.float64)
+        out["ess_tail"] = np.asarray(chains.tail_ess(), dtype=np.float64)
         out["rhat"] = np.asarray(chains.rhat(), dtype=np.float64)
     return out
 

@@ -2,7 +2,7 @@
 
 For each step ``h`` and method, chains run for a fixed physical time (burn-in ``t_burn``, then ``t_sample``,
 samples every ``t_thin``), and ``E[f(X)]`` is estimated with a standard error from the multi-chain effective
-sample size of ``f``. ULA's estimate moves linearly in ``h`` (on ``V = theta x^2 / 2``, ``kT = 1``, its
+sample size of ``f`` (``ess(f, "mean")``, the ESS of a mean: Vehtari et al. 2021, with the between-chain variance). ULA's estimate moves linearly in ``h`` (on ``V = theta x^2 / 2``, ``kT = 1``, its
 stationary variance is ``1 / (theta (1 - theta h / 2))``); MALA's stays at the exact value.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .diagnostics import effective_sample_size
+from .diagnostics import ess as _ess
 from .sampler import langevin
 
 __all__ = ["SweepResult", "step_size_sweep"]
@@ -100,7 +100,7 @@ def step_size_sweep(
         observable: ``f(x) -> array`` on ``(..., dim)`` arrays; default ``x_0^2``.
         reference: exact ``E[f]`` under the target (enables :meth:`SweepResult.bias`).
         t_burn, t_sample, t_thin: burn-in, sampling and thinning times in units of ``h`` steps
-            (``n = ceil(t / h)``).
+            (``n = ceil(t / h)``); at least 4 samples are kept per chain.
         kT: temperature.
         seed: root seed; each (method, step) run uses its own spawned stream.
         n_threads: threads for the fused driver.
@@ -119,7 +119,7 @@ def step_size_sweep(
         for i, h in enumerate(hs):
             burn = math.ceil(t_burn / h)
             thin = max(1, round(t_thin / h))
-            n_kept = max(2, math.ceil(t_sample / h) // thin)
+            n_kept = max(4, math.ceil(t_sample / h) // thin)  # >= 4: split chains of >= 2 draws
             ch = langevin(
                 target,
                 x0,
@@ -133,7 +133,7 @@ def step_size_sweep(
                 n_threads=n_threads,
             )
             fx = np.asarray(f(ch.samples), dtype=np.float64)  # (n_kept, n_chains)
-            n_eff = float(effective_sample_size(fx)[0])
+            n_eff = float(_ess(fx, "mean")[0])
             est[m][i] = fx.mean()
             se[m][i] = fx.std(ddof=1) / math.sqrt(n_eff)
             ess[m][i] = n_eff

@@ -211,7 +211,7 @@ def exp_mcmc_vs_score(ctx: ExperimentContext) -> None:
                 "Final states of independent chains (or independent reverse-SDE samples) against the exact "
                 "density: KS, W1 and histogram TV with pass/fail thresholds from each statistic's null law "
                 "(`validate_stationary`). ESS/s counts the effective samples over all chains per second of "
-                "sampling (Sokal windows), excluding compilation and training.\n\n"
+                "sampling (multi-chain bulk ESS, min over coordinates), excluding compilation and training.\n\n"
                 + markdown_table(all_rows, ["target", "method", "KS", "W1", "TV", "passed", "wall time (s)", "ESS/s", "note"]))
     names = [f"{r['target']}: {r['method']}" for r in all_rows if r["method"] != "Fokker–Planck stationary()"]
     vals = [r["TV"] for r in all_rows if r["method"] != "Fokker–Planck stationary()"]

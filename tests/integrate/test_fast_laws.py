@@ -79,13 +79,17 @@ def test_chains_and_paths_draw_independent_noise():
 
 def test_correlated_chains_pass_validation_only_at_their_effective_size():
     """validate_stationary sizes its thresholds by the chains' ESS: strongly correlated chains of the right law
-    pass; the same chains counted as independent draws (raw n) are rejected, and the wrong law fails."""
+    pass; the same chains counted as independent draws (raw n) are rejected, and the wrong law fails.
+
+    The chains are long enough for the R-hat gate (<= 1.01): stationary chains have R-hat ~ 1 + 1/(2 ESS per
+    split chain), so each needs ~ 50 effective draws; tau = 2 time units here, 400 per split chain."""
     ou = st.OrnsteinUhlenbeck(1.0, 1.0)  # stationary N(0, 1/2)
     x0 = np.random.default_rng(2).normal(0.0, math.sqrt(0.5), (40, 1))
-    tr = st.simulate(ou, x0, t1=100.0, dt=0.02, method="exact", seed=9, progress=False)
-    chains = np.asarray(tr.x[1:])  # (5000, 40, 1): lag-one correlation e^-0.02
+    tr = st.simulate(ou, x0, t1=800.0, dt=0.04, method="exact", seed=9, progress=False)
+    chains = np.asarray(tr.x[1:])  # (20000, 40, 1): lag-one correlation e^-0.04
     rep = st.validate_stationary(ou, chains)
     assert rep.passed and rep.effective_size < 0.05 * chains.shape[0] * chains.shape[1]
+    assert rep.rhat < 1.006
     raw = st.validate_stationary(ou, chains, effective_size=chains.shape[0] * chains.shape[1])
     assert not raw.passed  # control: the raw sample count makes correct, correlated samples look wrong
     assert not st.validate_stationary(st.OrnsteinUhlenbeck(1.0, 1.4), chains).passed  # control: wrong law

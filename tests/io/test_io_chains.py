@@ -118,8 +118,9 @@ def test_layout_with_plain_h5py(tmp_path):
         assert a["package_version"] == st.__version__
         assert a["acceptance_rate"] == pytest.approx(c.acceptance_rate, rel=1e-15)
         np.testing.assert_allclose(a["tau"], c.tau(), rtol=1e-14)
-        np.testing.assert_allclose(a["ess"], c.ess(), rtol=1e-14)
-        np.testing.assert_allclose(a["rhat"], c.rhat(), rtol=1e-14)
+        np.testing.assert_allclose(a["ess"], c.ess(), rtol=1e-14)  # multi-chain bulk ESS
+        np.testing.assert_allclose(a["ess_tail"], c.tail_ess(), rtol=1e-14)
+        np.testing.assert_allclose(a["rhat"], c.rhat(), rtol=1e-14)  # rank-normalized split R-hat
         cfg = json.loads(a["config"])
         assert cfg["method"] == "mala" and cfg["seed"] == {"entropy": "3", "spawn_key": []} and cfg["note"] == "layout"
 
