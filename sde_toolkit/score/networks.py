@@ -1,7 +1,7 @@
 """Score networks: an MLP that predicts the noise, ``score(x, t) = -eps_theta(c_in(t) x, t) / sigma(t)``.
 
-The network never sees the SDE: :func:`precondition` turns the SDE's closed-form marginal
-``X_t | x0 ~ N(a x0 + b, sigma^2 I)`` into the input scale ``c_in = 1 / sqrt(a^2 + sigma^2)`` (unit variance for
+The network never sees the SDE: :func:`precondition` turns the SDE's declared affine marginal
+``X_t | x0 ~ N(a x0 + b, sigma^2 I)`` (``sde.marginal_coef``) into the input scale ``c_in = 1 / sqrt(a^2 + sigma^2)`` (unit variance for
 unit-variance data) and the output scale ``1 / sigma``, so the regression target (standard normal noise) has
 unit variance at every ``t`` and the score is well scaled even where ``sigma -> 0``.
 """
@@ -14,9 +14,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-from ..sde import VESDE, VPSDE, OrnsteinUhlenbeck
-from . import _marginal
 
 EMBEDDINGS = ("fourier", "sinusoidal")
 
@@ -118,41 +115,38 @@ class ScoreMLP(nn.Module):
         return self.out(h)
 
 
-def _coeffs_torch(sde, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """:func:`_marginal.coeffs` on a tensor ``t`` (computed in ``t``'s dtype, on its device, no NumPy round trip).
+def _coeffs_torch(sde, t: torch.Tensor, device: torch.device | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``sde.marginal_coef(t)`` for a tensor ``t``, as float64 tensors on ``device`` (default: ``t``'s).
 
-    Returns ``(a, b, std)`` shaped like ``t`` (``b``: ``t.shape + (dim,)``, or ``None`` where it is zero). The
-    piecewise-constant VP-SDE of a DDPM schedule falls back to the NumPy formulas.
+    The SDE's own closed form is evaluated in float64 NumPy on the host (``t`` is at most a batch of times; on the
+    CPU both conversions share memory) and the results are moved once. Returns ``(a, b, std)`` shaped like ``t``
+    (``b``: ``t.shape + (dim,)``), with ``b = None`` where the SDE's centre is zero (VP, VE), so that callers skip
+    adding zeros.
     """
-    if isinstance(sde, VPSDE) and sde.ddpm_betas is None:
-        B = t * sde.beta_min + 0.5 * t * t * (sde.beta_max - sde.beta_min)
-        return torch.exp(-0.5 * B), None, torch.sqrt(-torch.expm1(-B))
-    if isinstance(sde, VESDE):
-        std = sde.sigma_min * torch.sqrt(torch.expm1(2.0 * math.log(sde.sigma_max / sde.sigma_min) * t))
-        return torch.ones_like(t), None, std
-    if isinstance(sde, OrnsteinUhlenbeck) and sde.scalar_params:
-        th = float(sde.theta_param)
-        s2 = float(sde.sigma_param) ** 2
-        a = torch.exp(-th * t)
-        var = s2 * t if th == 0.0 else s2 * (-torch.expm1(-2.0 * th * t)) / (2.0 * th)
-        mu = torch.as_tensor(np.asarray(sde.mu, dtype=np.float64), dtype=t.dtype, device=t.device)
-        return a, (1.0 - a)[..., None] * mu, torch.sqrt(var)
-    a, b, std = _marginal.coeffs(sde, t.detach().to("cpu", torch.float64).numpy())
-    b_t = None if isinstance(sde, (VPSDE, VESDE)) else torch.as_tensor(b, dtype=t.dtype, device=t.device)
-    return (torch.as_tensor(a, dtype=t.dtype, device=t.device), b_t,
-            torch.as_tensor(std, dtype=t.dtype, device=t.device))
+    dev = torch.device(t.device if device is None else device)
+    a, b, std = sde.marginal_coef(t.detach().to("cpu", torch.float64).numpy())
+    if dev.type == "cpu":
+        a_t, std_t = torch.as_tensor(np.asarray(a, dtype=np.float64)), torch.as_tensor(np.asarray(std, np.float64))
+    else:  # one host-to-device copy for both
+        a_t, std_t = torch.as_tensor(np.stack([a, std]).astype(np.float64), device=dev).unbind(0)
+    b_t = torch.as_tensor(np.asarray(b, dtype=np.float64), device=dev) if np.any(sde.center) else None
+    return a_t, b_t, std_t
 
 
-def _precondition64(sde, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """``(c_in, a, b, std)`` in float64 on ``t``'s device (``t`` ``(n,)``); ``b`` is ``None`` where it is zero."""
-    a, b, std = _coeffs_torch(sde, t.detach().to(torch.float64))
+def _precondition64(sde, t: torch.Tensor, device: torch.device | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(c_in, a, b, std)`` in float64 on ``device`` (default ``t``'s; ``t`` ``(n,)``); ``b`` is ``None`` where it
+    is zero."""
+    a, b, std = _coeffs_torch(sde, t, device)
     return 1.0 / torch.sqrt(a * a + std * std), a, b, std
 
 
 def precondition(sde, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(c_in, sigma)`` as ``(n, 1)`` tensors on ``t``'s device: ``c_in = 1/sqrt(a^2 + sigma^2)``, ``sigma = std(t)``.
+    """``(c_in, sigma)`` as ``(n, 1)`` tensors on ``t``'s device: ``c_in = 1/sqrt(a^2 + sigma^2)``, ``sigma = std(t)``,
+    with ``(a, b, std) = sde.marginal_coef(t)`` (any SDE declaring ``affine_marginal``).
 
-    Computed in float64 with torch on ``t``'s device, returned in float32 (float64 when ``t`` is float64).
+    Computed in float64, returned in float32 (float64 when ``t`` is float64).
     """
     c_in, _, _, std = _precondition64(sde, t.reshape(-1))
     dt = torch.float32 if t.dtype != torch.float64 else torch.float64

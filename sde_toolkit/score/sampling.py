@@ -34,10 +34,8 @@ import math
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ..sde import VPSDE
 from ..sde.base import SDE
 from . import _marginal
-from .scores import GaussianMixtureScore, TorchScore
 
 METHODS = ("euler_maruyama", "ancestral", "probability_flow", "predictor_corrector")
 
@@ -70,12 +68,9 @@ def _pos_int(v, name: str) -> int:
 
 
 def _score_dim(score, sde, x_T) -> int:
-    """The state dimension: the score object's, else that of ``x_T``, else the SDE's."""
-    if isinstance(score, (TorchScore, GaussianMixtureScore)):
-        return score.dim
-    if x_T is not None and np.ndim(x_T) == 2:
-        return int(np.shape(x_T)[1])
-    return sde.dim
+    """The state dimension: the one the score declares, else that of ``x_T``, else the SDE's."""
+    default = int(np.shape(x_T)[1]) if x_T is not None and np.ndim(x_T) == 2 else sde.dim
+    return _marginal.score_dim(score, default)
 
 
 def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int = 1000, seed=None,
@@ -88,8 +83,8 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
     See the module docstring for each method's formula and facts.
 
     Args:
-        sde: the forward SDE: VPSDE, VESDE or scalar OrnsteinUhlenbeck (``T`` required for OU); its ``dim`` is
-            adapted to the score's.
+        sde: the forward SDE, declaring ``affine_marginal`` (VPSDE, VESDE or scalar OrnsteinUhlenbeck; ``T``
+            required where ``sde.T`` is ``None``, as for OU); its ``dim`` is adapted to the score's.
         score: ``score(x, t) -> (n, dim)`` on NumPy arrays (a :class:`TorchScore`, a
             :class:`GaussianMixtureScore`, or any callable).
         n: number of samples.
@@ -130,19 +125,18 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
     n = _pos_int(n, "n")
     n_steps = _pos_int(n_steps, "n_steps")
     save_every = _pos_int(save_every, "save_every")
-    _marginal.check_supported(sde)
+    _marginal.require_affine(sde)
     dim = _score_dim(score, sde, x_T)
-    sde = _marginal.sde_for_dim(sde, dim)
+    sde = _marginal.for_dim(sde, dim)
     T_ = _marginal.end_time(sde, T)
     eps = float(eps)
     if not (0.0 < eps < T_):
         raise ValueError(f"eps must satisfy 0 < eps < T = {T_}, got {eps}")
-    if isinstance(sde, VPSDE):
-        sde.check_prior(stacklevel=3)
+    sde.check_prior(stacklevel=3)
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     ss_prior, ss_run = ss.spawn(2)
     if x_T is None:
-        x = _marginal.prior(sde, T_).sample(n, seed=np.random.default_rng(ss_prior))
+        x = sde.prior().sample(n, seed=np.random.default_rng(ss_prior))
     else:
         x = np.array(x_T, dtype=np.float64)
         if x.shape != (n, dim):
@@ -157,8 +151,9 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
         res = _euler_maruyama(sde, score, x, T_, eps, n_steps, rng, noise, progress, save_every, sim_out)
         info["nfe"] = n_steps
     elif method == "ancestral":
-        if not isinstance(sde, VPSDE):
-            raise ValueError(f"method='ancestral' (DDPM) needs a VPSDE, got {sde!r}")
+        if not sde.discretizable:
+            raise ValueError(f"method='ancestral' (DDPM) needs a discretizable forward SDE (a DDPM schedule, "
+                             f"sde.discretize: VPSDE), got {sde!r}")
         if variance not in ("beta", "posterior"):
             raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
         res = _ancestral(sde, score, x, n_steps, rng, noise, mapping, variance, save_every)
@@ -262,7 +257,7 @@ def _pf_scipy(sde, score, x, T, eps, rtol, atol):
 def _predictor_corrector(sde, score, x, T, eps, n_steps, rng, noise, snr, n_corrector, save_every):
     h = (T - eps) / n_steps
     rev = sde.reverse(score)
-    ref = sde.discretize(1000, mapping="first_order") if isinstance(sde, VPSDE) else None
+    ref = sde.discretize(1000, mapping="first_order") if sde.discretizable else None
     t_path, x_path = [T], [x.copy()]
     sqh = math.sqrt(h)
     for k in range(n_steps):
