@@ -10,6 +10,10 @@ as class attributes (read by the samplers and the likelihood, never probed by ca
 * ``has_logpdf``: ``logpdf(x, t)`` of ``p_t`` itself (``log_likelihood(prior="exact")``);
 * ``has_numba_face``: ``numba_score(jit)``, a per-particle kernel, so that reverse SDEs and probability-flow ODEs
   driven by the score run on the fused driver.
+
+Identity: :class:`GaussianMixtureScore` is a frozen, value-hashed :class:`~sde_toolkit.sde.base.Model` (equal
+parameters give equal scores, so ``sde.reverse(score)`` of equal scores are equal and share one compiled
+kernel); :class:`TorchScore` keeps identity semantics, because the network it wraps is mutable.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 
 from .._jit import jit
+from ..sde.base import Model
 from . import _marginal
 from .networks import ScoreMLP, precondition
 
@@ -47,6 +52,10 @@ class TorchScore:
     ``c_in`` and ``sigma`` come from the SDE's affine marginal ``sde.marginal_coef`` (:func:`networks.precondition`).
     Calls run under ``torch.no_grad`` in batches of ``batch_size`` rows on the network's device; NumPy input gives
     float64 NumPy output, torch input gives a tensor of the input's dtype on its device.
+
+    Identity semantics: a ``TorchScore`` equals only itself (no value hash), because the network is mutable (its
+    weights change when it is trained further). So ``sde.reverse(score)`` of two ``TorchScore`` objects over the
+    same network are different SDEs; none of them has a Numba face (the samplers run it on the batched driver).
 
     Args:
         net: a :class:`ScoreMLP` (or any module ``net(x, t) -> eps`` with a ``dim`` attribute).
@@ -131,7 +140,7 @@ class TorchScore:
         return f"TorchScore({type(self.net).__name__}(dim={self.dim}), {self.sde!r})"
 
 
-class GaussianMixtureScore:
+class GaussianMixtureScore(Model):
     """Exact score of ``p_0 = sum_k w_k N(m_k, S_k)`` pushed through a linear SDE with isotropic transitions.
 
     With ``X_t | x0 ~ N(a x0 + b, v I)`` (the SDE's ``marginal_coef``): ``p_t = sum_k w_k N(a m_k + b, C_k)``, ``C_k = a^2 S_k + v I``, and
@@ -141,6 +150,10 @@ class GaussianMixtureScore:
 
     Numba face (``has_numba_face = True``): :meth:`numba_score` returns a kernel ``score(x_row, t, out_row)``,
     so reverse SDEs and probability-flow ODEs driven by this score run on the fused driver.
+
+    Frozen and value-hashed (a :class:`~sde_toolkit.sde.base.Model` with fields ``sde``, ``weights``, ``means``,
+    ``covs``, stored normalized: ``covs`` as ``(K, dim, dim)``): two scores with equal parameters are equal and
+    hash alike, so ``sde.reverse(score)`` of equal scores are equal SDEs and share one compiled kernel.
 
     Args:
         sde: an SDE declaring ``affine_marginal`` (VPSDE, VESDE, OrnsteinUhlenbeck with scalar theta and sigma);
@@ -153,6 +166,7 @@ class GaussianMixtureScore:
     has_numba_face: ClassVar[bool] = True
     has_divergence: ClassVar[bool] = True
     has_logpdf: ClassVar[bool] = True
+    _fields = ("sde", "weights", "means", "covs")
 
     def __init__(self, sde, weights, means, covs):
         w = np.atleast_1d(np.asarray(weights, dtype=np.float64))
