@@ -13,7 +13,7 @@ import torch
 
 from ..sde.diffusion import DDPMSchedule
 from . import _marginal
-from .networks import _coeffs_torch
+from .networks import MarginalCoefTorch, _coeffs_torch
 
 WEIGHTINGS = ("sigma2", "none")
 
@@ -108,9 +108,10 @@ def eps_from_score(score: Callable, sde) -> Callable:
     """``eps(x, t) = -sigma(t) score(x, t)`` with ``sigma`` the SDE's marginal std (``sde.marginal_coef``; tensors
     in and out)."""
     _marginal.require_affine(sde)
+    coef = MarginalCoefTorch(sde)
 
     def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        _, _, std = _coeffs_torch(sde, t.detach().to(torch.float64))
+        _, _, std = coef(t)
         return -std.to(x.device, x.dtype)[:, None] * score(x, t)
 
     return eps

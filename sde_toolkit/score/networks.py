@@ -115,31 +115,55 @@ class ScoreMLP(nn.Module):
         return self.out(h)
 
 
+class MarginalCoefTorch:
+    """``sde.marginal_coef(t)`` for tensors: ``(a, b, std)`` as float64 tensors (training calls it every step).
+
+    The SDE's own closed form is evaluated in float64 NumPy on the host (``t`` is a batch of times; on the CPU both
+    conversions share memory) and the results are moved once. ``b`` is ``None`` where the SDE's centre is zero
+    (VP, VE), so that callers skip adding zeros; that fact is read once, when the object is built.
+    """
+
+    def __init__(self, sde):
+        self.sde = sde
+        self.shifted = bool(np.any(sde.center))
+
+    def _host(self, t: torch.Tensor):
+        return self.sde.marginal_coef(t.detach().to("cpu", torch.float64).numpy())
+
+    def _move(self, arrays, b, dev: torch.device):
+        if dev.type == "cpu":
+            out = [torch.from_numpy(np.asarray(v)) for v in arrays]
+        else:  # one host-to-device copy for all of them
+            out = list(torch.as_tensor(np.stack(arrays), device=dev).unbind(0))
+        return out, (torch.as_tensor(b, device=dev) if self.shifted else None)
+
+    def __call__(self, t: torch.Tensor, device: torch.device | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        a, b, std = self._host(t)
+        (a_t, std_t), b_t = self._move((a, std), b, t.device if device is None else torch.device(device))
+        return a_t, b_t, std_t
+
+    def precondition64(self, t: torch.Tensor, device: torch.device | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``(c_in, a, b, std)`` in float64, ``c_in = 1 / sqrt(a^2 + std^2)`` (computed on the host as well)."""
+        a, b, std = self._host(t)
+        c_in = 1.0 / np.sqrt(a * a + std * std)
+        (c_t, a_t, std_t), b_t = self._move((c_in, a, std), b, t.device if device is None else torch.device(device))
+        return c_t, a_t, b_t, std_t
+
+
 def _coeffs_torch(sde, t: torch.Tensor, device: torch.device | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """``sde.marginal_coef(t)`` for a tensor ``t``, as float64 tensors on ``device`` (default: ``t``'s).
-
-    The SDE's own closed form is evaluated in float64 NumPy on the host (``t`` is at most a batch of times; on the
-    CPU both conversions share memory) and the results are moved once. Returns ``(a, b, std)`` shaped like ``t``
-    (``b``: ``t.shape + (dim,)``), with ``b = None`` where the SDE's centre is zero (VP, VE), so that callers skip
-    adding zeros.
-    """
-    dev = torch.device(t.device if device is None else device)
-    a, b, std = sde.marginal_coef(t.detach().to("cpu", torch.float64).numpy())
-    if dev.type == "cpu":
-        a_t, std_t = torch.as_tensor(np.asarray(a, dtype=np.float64)), torch.as_tensor(np.asarray(std, np.float64))
-    else:  # one host-to-device copy for both
-        a_t, std_t = torch.as_tensor(np.stack([a, std]).astype(np.float64), device=dev).unbind(0)
-    b_t = torch.as_tensor(np.asarray(b, dtype=np.float64), device=dev) if np.any(sde.center) else None
-    return a_t, b_t, std_t
+    """``(a, b, std)`` of ``sde.marginal_coef(t)`` as float64 tensors on ``device`` (default ``t``'s); see
+    :class:`MarginalCoefTorch`."""
+    return MarginalCoefTorch(sde)(t, device)
 
 
 def _precondition64(sde, t: torch.Tensor, device: torch.device | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """``(c_in, a, b, std)`` in float64 on ``device`` (default ``t``'s; ``t`` ``(n,)``); ``b`` is ``None`` where it
     is zero."""
-    a, b, std = _coeffs_torch(sde, t, device)
-    return 1.0 / torch.sqrt(a * a + std * std), a, b, std
+    return MarginalCoefTorch(sde).precondition64(t, device)
 
 
 def precondition(sde, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ..sde.registry import from_config, to_config, try_to_config
 from . import _marginal
-from .networks import ScoreMLP, _precondition64, build_network, precondition
+from .networks import MarginalCoefTorch, ScoreMLP, build_network, precondition
 
 LOSSES = ("dsm", "ddpm")
 
@@ -172,6 +172,8 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
         k1_tab = (c_in * torch.sqrt(1.0 - ab)).to(dtype)[:, None]
         t_tab = t_grid.to(dtype)
 
+    coef = MarginalCoefTorch(sde)
+
     def step_loss(x0):
         # noise-prediction form of both losses: |eps_theta(c_in x_t, t) - z|^2, summed over dim, batch mean
         # (for DSM with lambda = sigma^2 this equals |sigma score + z|^2 with score = -eps_theta / sigma)
@@ -179,7 +181,7 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
             u = torch.rand(bs, generator=gen, dtype=torch.float64)
             z = torch.randn((bs, dim), generator=gen, dtype=torch.float64).to(dtype)
             tt = eps + (T_ - eps) * u  # on the host: the SDE's coefficients are evaluated there
-            c_in, a, b, std = _precondition64(sde, tt, dev)
+            c_in, a, b, std = coef.precondition64(tt, dev)
             z = z.to(dev)
             tt = tt.to(dev)
             xin = torch.addcmul((c_in * a).to(dtype)[:, None] * x0, (c_in * std).to(dtype)[:, None], z)

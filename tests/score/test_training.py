@@ -1,6 +1,7 @@
 """Networks and training: learned score vs analytic (check 31), determinism, checkpoints, TorchScore, validation."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -140,6 +141,29 @@ def test_checkpoints_store_the_registry_config_and_old_ones_still_load(tmp_path,
         np.testing.assert_array_equal(x, y)
     x = np.random.default_rng(0).standard_normal((3, 2))
     np.testing.assert_array_equal(TorchScore(net, back)(x, 0.3), TorchScore(net, sde)(x, 0.3))
+
+
+def test_training_coefficients_are_the_sdes_marginal_coef():
+    """The per-step coefficients are the SDE's own ``marginal_coef`` (no second copy of the formulas): they equal
+    the closed forms written in torch to rounding, and ``b`` is skipped exactly where the centre is zero."""
+    from sde_toolkit.score.networks import MarginalCoefTorch
+
+    t = torch.linspace(1e-5, 1.0, 257, dtype=torch.float64)
+    vp, ve, ou = st.VPSDE(0.1, 20.0, dim=2), st.VESDE(0.01, 50.0, dim=2), st.OrnsteinUhlenbeck(0.7, 1.3, mu=0.4, dim=2)
+    B = 0.1 * t + 0.5 * t * t * 19.9
+    var_ou = 1.3**2 * (-torch.expm1(-1.4 * t)) / 1.4
+    want = {vp: (torch.exp(-0.5 * B), torch.sqrt(-torch.expm1(-B))),
+            ve: (torch.ones_like(t), 0.01 * torch.sqrt(torch.expm1(2 * math.log(5000.0) * t))),
+            ou: (torch.exp(-0.7 * t), torch.sqrt(var_ou))}
+    for sde, (a_want, s_want) in want.items():
+        c_in, a, b, std = MarginalCoefTorch(sde).precondition64(t)
+        assert a.dtype == torch.float64 and a.shape == t.shape
+        torch.testing.assert_close(a, a_want, rtol=1e-14, atol=0)
+        torch.testing.assert_close(std, s_want, rtol=1e-13, atol=0)
+        torch.testing.assert_close(c_in, 1 / torch.sqrt(a_want**2 + s_want**2), rtol=1e-14, atol=0)
+        assert (b is None) == (sde is not ou)
+    _, _, b, _ = MarginalCoefTorch(ou).precondition64(t)
+    torch.testing.assert_close(b, (1 - torch.exp(-0.7 * t))[:, None] * torch.full((1, 2), 0.4, dtype=torch.float64))
 
 
 def test_ddpm_loss_training_reduces_loss():
