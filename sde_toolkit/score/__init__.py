@@ -2,13 +2,17 @@
 
 Networks (:class:`ScoreMLP`), training by denoising score matching or DDPM's epsilon-loss (:func:`train`),
 scores as objects (:class:`TorchScore`, the exact :class:`GaussianMixtureScore`), one sampling API with four
-samplers (:func:`sample`) and likelihoods through the probability-flow ODE (:func:`log_likelihood`).
+samplers (:func:`sample`; each a :class:`ScoreSampler` method on the integrators' driver) and likelihoods through
+the probability-flow ODE (:func:`log_likelihood`). Every piece reads the forward SDE's declared capabilities
+(``affine_marginal``: ``marginal_coef``, ``affine_coef``, ``prior``, ``T``, ``center``; ``discretizable``), never its
+type.
 """
 
 from ..sde.diffusion import DDPMSchedule, ScheduleWarning
 from .likelihood import bits_per_dim, exact_divergence, hutchinson_divergence, log_likelihood
 from .losses import ddpm_loss, dsm_loss, eps_from_score
 from .networks import ScoreMLP, precondition
+from .samplers import ScoreSampler, register_sampler
 from .sampling import METHODS, sample
 from .scores import GaussianMixtureScore, TorchScore
 from .training import TrainResult, load_checkpoint, save_checkpoint, train
@@ -27,6 +31,8 @@ __all__ = [
     "GaussianMixtureScore",
     "sample",
     "METHODS",
+    "ScoreSampler",
+    "register_sampler",
     "log_likelihood",
     "exact_divergence",
     "hutchinson_divergence",

@@ -2,9 +2,11 @@
 
 Along ``dx/dt = F(x, t) = f(x, t) - g(t)^2 score(x, t) / 2``,
 ``d log p_t(x(t)) / dt = -div F``, hence ``log p_eps(x) = log p_T(x(T)) + int_eps^T div F(x(t), t) dt`` with
-``div F = div f - g^2 div score / 2``. The divergence of the score is exact (autograd for :class:`TorchScore`,
-closed form for :class:`GaussianMixtureScore`, central differences for other callables) for ``dim <= 8``
-and Hutchinson's estimator ``E_z[z^T J z]`` with probes fixed over the solve above that.
+``div F = div f - g^2 div score / 2``, where ``f = -k(t) (x - c)`` and ``g(t)`` are the forward SDE's declared
+``affine_coef`` (so ``div f = -dim k``). The divergence of the score is exact for ``dim <= 8`` (the score's own
+``divergence`` where it declares ``has_divergence``: autograd for :class:`TorchScore`, closed form for
+:class:`GaussianMixtureScore`; central differences for other callables) and Hutchinson's estimator
+``E_z[z^T J z]`` with probes fixed over the solve above that.
 """
 
 from __future__ import annotations
@@ -14,32 +16,27 @@ import math
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ..sde import VESDE, VPSDE, OrnsteinUhlenbeck
 from . import _marginal
-from .scores import GaussianMixtureScore, TorchScore
 
 DIVERGENCES = ("auto", "exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
 
 
 def _drift_trace_and_g2(sde, t: float) -> tuple[float, float]:
-    """``(div f, g^2)`` for the supported isotropic linear SDEs."""
-    d = sde.dim
-    if isinstance(sde, VPSDE):
-        b = float(sde.beta(t))
-        return -0.5 * b * d, b
-    if isinstance(sde, VESDE):
-        return 0.0, float(sde.g(t)) ** 2
-    if isinstance(sde, OrnsteinUhlenbeck):
-        return -float(sde.theta_param) * d, float(sde.sigma_param) ** 2
-    _marginal.check_supported(sde)
-    raise AssertionError("unreachable")
+    """``(div f, g^2)`` from the declared ``affine_coef``: ``f = -k (x - c)`` gives ``div f = -dim k``."""
+    k, g = sde.affine_coef(float(t))
+    return -float(k) * sde.dim, float(g) ** 2
+
+
+def _has_divergence(score) -> bool:
+    """Whether the score declares an exact ``divergence`` and ``vjp`` (``has_divergence``)."""
+    return _marginal.score_fact(score, "has_divergence")
 
 
 def exact_divergence(score, x: np.ndarray, t: float, fd_step: float = 1e-4) -> np.ndarray:
-    """``div_x score(x, t)`` per row: closed form / autograd when the score provides it, else central differences
-    (error ``O(fd_step^2)``)."""
-    if isinstance(score, (TorchScore, GaussianMixtureScore)):
+    """``div_x score(x, t)`` per row: the score's own ``divergence`` when it declares ``has_divergence``, else
+    central differences (error ``O(fd_step^2)``)."""
+    if _has_divergence(score):
         return score.divergence(x, t)
     x = np.asarray(x, dtype=np.float64)
     div = np.zeros(x.shape[0])
@@ -52,7 +49,7 @@ def exact_divergence(score, x: np.ndarray, t: float, fd_step: float = 1e-4) -> n
 
 
 def _jt_v(score, x, t, v, fd_step: float = 1e-4) -> np.ndarray:
-    if isinstance(score, (TorchScore, GaussianMixtureScore)):
+    if _has_divergence(score):
         return score.vjp(x, t, v)
     # generic callable: J v by central differences (z^T J v = z^T J^T v for the quadratic form used here)
     return (np.asarray(score(x + fd_step * v, t)) - np.asarray(score(x - fd_step * v, t))) / (2 * fd_step)
@@ -90,15 +87,16 @@ def log_likelihood(sde, score, x, *, eps: float = 1e-5, T: float | None = None, 
     """``log p_eps(x)`` per row through the probability-flow ODE from ``eps`` to ``T`` (scipy RK45).
 
     Args:
-        sde: VPSDE, VESDE or scalar OrnsteinUhlenbeck (``T`` required for OU).
-        score: the score (any callable; :class:`TorchScore` and :class:`GaussianMixtureScore` give exact
-            divergences).
+        sde: an SDE declaring ``affine_marginal``: VPSDE, VESDE or scalar OrnsteinUhlenbeck (``T`` required where
+            ``sde.T`` is ``None``, as for OU).
+        score: the score (any callable; scores declaring ``has_divergence``, :class:`TorchScore` and
+            :class:`GaussianMixtureScore`, give exact divergences).
         x: ``(n, dim)`` points.
         eps: the start time of the ODE (the density returned is that of ``p_eps``).
         T: end time (default ``sde.T``).
-        prior: ``None`` (the SDE's reference prior: ``N(0, I)`` for VP, ``N(0, sigma_max^2 I)`` for VE, the
-            stationary law for OU), ``"exact"`` (``score.logpdf(., T)`` of a :class:`GaussianMixtureScore`),
-            an object with ``logpdf``, or a callable ``logp(x)``.
+        prior: ``None`` (``sde.prior()``: ``N(0, I)`` for VP, ``N(0, sigma_max^2 I)`` for VE, the stationary law
+            for OU), ``"exact"`` (``score.logpdf(., T)`` of a score declaring ``has_logpdf``, such as
+            :class:`GaussianMixtureScore`), an object with ``logpdf``, or a callable ``logp(x)``.
         divergence: ``"auto"`` (exact for ``dim <= 8``, Hutchinson above), ``"exact"`` or ``"hutchinson"``.
         n_probes, probe, seed: Hutchinson probes (drawn once, fixed along the solve).
         rtol, atol: solver tolerances.
@@ -108,22 +106,23 @@ def log_likelihood(sde, score, x, *, eps: float = 1e-5, T: float | None = None, 
     """
     if divergence not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
-    _marginal.check_supported(sde)
+    _marginal.require_affine(sde)
     x = np.asarray(x, dtype=np.float64)
-    dim = score.dim if isinstance(score, (TorchScore, GaussianMixtureScore)) else sde.dim
+    dim = _marginal.score_dim(score, sde.dim)
     if x.ndim != 2 or x.shape[1] != dim:
         raise ValueError(f"x must have shape (n, {dim}), got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"x contains NaN or inf (first at row {int(np.flatnonzero(~np.isfinite(x).all(1))[0])})")
-    sde = _marginal.sde_for_dim(sde, dim)
+    sde = _marginal.for_dim(sde, dim)
     T_ = _marginal.end_time(sde, T)
     if not 0.0 < eps < T_:
         raise ValueError(f"eps must satisfy 0 < eps < T = {T_}, got {eps}")
     if prior is None:
-        prior_logp = _marginal.prior(sde, T_).logpdf
+        prior_logp = sde.prior().logpdf
     elif isinstance(prior, str):
-        if prior != "exact" or not isinstance(score, GaussianMixtureScore):
-            raise ValueError(f"prior={prior!r} needs 'exact' with a GaussianMixtureScore")
+        if prior != "exact" or not _marginal.score_fact(score, "has_logpdf"):
+            raise ValueError(f"prior={prior!r} needs 'exact' with a score that declares has_logpdf "
+                             "(a GaussianMixtureScore)")
         prior_logp = lambda z: score.logpdf(z, T_)  # noqa: E731
     elif callable(prior):
         prior_logp = prior

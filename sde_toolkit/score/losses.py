@@ -1,5 +1,5 @@
-"""Training objectives: denoising score matching (any SDE with an isotropic closed-form marginal) and the
-DDPM epsilon-loss on a discrete schedule.
+"""Training objectives: denoising score matching (any SDE declaring ``affine_marginal``: its ``marginal_coef``
+gives ``x_t``) and the DDPM epsilon-loss on a discrete schedule.
 
 Both take callables on torch tensors, ``score(x, t)`` or ``eps(x, t)`` with ``x`` ``(n, dim)`` and ``t``
 ``(n,)``, so the same code evaluates a network during training and an analytic score in tests.
@@ -13,7 +13,7 @@ import torch
 
 from ..sde.diffusion import DDPMSchedule
 from . import _marginal
-from .networks import _coeffs_torch
+from .networks import MarginalCoefTorch, _coeffs_torch
 
 WEIGHTINGS = ("sigma2", "none")
 
@@ -39,16 +39,17 @@ def dsm_loss(score: Callable, sde, x0: torch.Tensor, *, t: float | torch.Tensor 
 
     Args:
         score: ``score(x, t) -> (n, dim)`` on tensors.
-        sde: VPSDE, VESDE or scalar OrnsteinUhlenbeck.
+        sde: an SDE declaring ``affine_marginal`` (VPSDE, VESDE, scalar OrnsteinUhlenbeck).
         x0: data batch ``(n, dim)``.
         t: a fixed time (float or ``(n,)`` tensor) instead of uniform sampling.
-        eps, T: the sampling interval of ``t`` (``T`` defaults to ``sde.T``).
+        eps, T: the sampling interval of ``t`` (``T`` defaults to ``sde.T``; required when that is ``None``).
         weighting: ``"sigma2"`` or ``"none"``.
         generator: torch generator for ``t`` and ``z`` (reproducibility).
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     _check_x0(x0)
+    sde = _marginal.for_dim(sde, x0.shape[1])
     n = x0.shape[0]
     dev, dt = x0.device, x0.dtype
     if t is None:
@@ -104,10 +105,13 @@ def ddpm_loss(eps_model: Callable, schedule: DDPMSchedule, x0: torch.Tensor, *, 
 
 
 def eps_from_score(score: Callable, sde) -> Callable:
-    """``eps(x, t) = -sigma(t) score(x, t)`` with ``sigma`` the SDE's marginal std (tensors in and out)."""
+    """``eps(x, t) = -sigma(t) score(x, t)`` with ``sigma`` the SDE's marginal std (``sde.marginal_coef``; tensors
+    in and out)."""
+    _marginal.require_affine(sde)
+    coef = MarginalCoefTorch(sde)
 
     def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        _, _, std = _coeffs_torch(sde, t.detach().to(torch.float64))
+        _, _, std = coef(t)
         return -std.to(x.device, x.dtype)[:, None] * score(x, t)
 
     return eps

@@ -1,7 +1,7 @@
 """Score networks: an MLP that predicts the noise, ``score(x, t) = -eps_theta(c_in(t) x, t) / sigma(t)``.
 
-The network never sees the SDE: :func:`precondition` turns the SDE's closed-form marginal
-``X_t | x0 ~ N(a x0 + b, sigma^2 I)`` into the input scale ``c_in = 1 / sqrt(a^2 + sigma^2)`` (unit variance for
+The network never sees the SDE: :func:`precondition` turns the SDE's declared affine marginal
+``X_t | x0 ~ N(a x0 + b, sigma^2 I)`` (``sde.marginal_coef``) into the input scale ``c_in = 1 / sqrt(a^2 + sigma^2)`` (unit variance for
 unit-variance data) and the output scale ``1 / sigma``, so the regression target (standard normal noise) has
 unit variance at every ``t`` and the score is well scaled even where ``sigma -> 0``.
 """
@@ -9,20 +9,20 @@ unit variance at every ``t`` and the score is well scaled even where ``sigma -> 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..sde import VESDE, VPSDE, OrnsteinUhlenbeck
-from . import _marginal
-
 EMBEDDINGS = ("fourier", "sinusoidal")
 
 
 class GaussianFourierEmbedding(nn.Module):
     """``t -> [sin(2 pi W t), cos(2 pi W t)]`` with fixed ``W ~ N(0, scale^2)`` (continuous ``t in [0, T]``)."""
+
+    W: torch.Tensor
 
     def __init__(self, embed_dim: int, scale: float, generator: torch.Generator | None = None):
         super().__init__()
@@ -37,6 +37,8 @@ class GaussianFourierEmbedding(nn.Module):
 class SinusoidalEmbedding(nn.Module):
     """Transformer embedding of the discrete step ``k = t * n_steps`` (DDPM): ``[sin(k f_j), cos(k f_j)]``,
     ``f_j = 10000^{-j / (embed_dim/2)}``."""
+
+    freqs: torch.Tensor
 
     def __init__(self, embed_dim: int, n_steps: int = 1000):
         super().__init__()
@@ -87,6 +89,7 @@ class ScoreMLP(nn.Module):
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(int(seed))
+            self.embed: nn.Module
             if embedding == "fourier":
                 self.embed = GaussianFourierEmbedding(embed_dim, fourier_scale, generator=gen)
             else:
@@ -94,7 +97,7 @@ class ScoreMLP(nn.Module):
             self.t_mlp = nn.Sequential(nn.Linear(embed_dim, hidden), nn.SiLU())
             self.layers = nn.ModuleList([nn.Linear(dim if i == 0 else hidden, hidden) for i in range(depth)])
             self.t_proj = nn.ModuleList([nn.Linear(hidden, hidden, bias=False) for _ in range(depth)])
-            self.out = nn.Linear(hidden, dim)
+            self.out: nn.Linear = nn.Linear(hidden, dim)
         self.act = nn.SiLU()
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -106,53 +109,76 @@ class ScoreMLP(nn.Module):
         e = self.t_mlp(self.embed(t.to(x.dtype)))
         # All layers' time shifts ``U_l e(t) + b_l`` in one matrix product (the per-layer weights stay separate
         # parameters, so state dicts are unchanged); then ``h_l = SiLU(b_l + U_l e + W_l h_{l-1})`` per layer.
-        if len(self.layers) == 1:
-            shifts = (F.linear(e, self.t_proj[0].weight, self.layers[0].bias),)
+        layers = cast(list[nn.Linear], list(self.layers))
+        t_proj = cast(list[nn.Linear], list(self.t_proj))
+        if len(layers) == 1:
+            shifts: tuple[torch.Tensor, ...] = (F.linear(e, t_proj[0].weight, layers[0].bias),)
         else:
-            U = torch.cat([tp.weight for tp in self.t_proj])
-            b = torch.cat([lin.bias for lin in self.layers])
-            shifts = F.linear(e, U, b).split(self.layers[0].out_features, dim=1)
+            U = torch.cat([tp.weight for tp in t_proj])
+            b = torch.cat([lin.bias for lin in layers])
+            shifts = F.linear(e, U, b).split(layers[0].out_features, dim=1)
         h = x
-        for lin, s in zip(self.layers, shifts):
+        for lin, s in zip(layers, shifts):
             h = self.act(torch.addmm(s, h, lin.weight.t()))
         return self.out(h)
 
 
-def _coeffs_torch(sde, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """:func:`_marginal.coeffs` on a tensor ``t`` (computed in ``t``'s dtype, on its device, no NumPy round trip).
+class MarginalCoefTorch:
+    """``sde.marginal_coef(t)`` for tensors: ``(a, b, std)`` as float64 tensors (training calls it every step).
 
-    Returns ``(a, b, std)`` shaped like ``t`` (``b``: ``t.shape + (dim,)``, or ``None`` where it is zero). The
-    piecewise-constant VP-SDE of a DDPM schedule falls back to the NumPy formulas.
+    The SDE's own closed form is evaluated in float64 NumPy on the host (``t`` is a batch of times; on the CPU both
+    conversions share memory) and the results are moved once. ``b`` is ``None`` where the SDE's centre is zero
+    (VP, VE), so that callers skip adding zeros; that fact is read once, when the object is built.
     """
-    if isinstance(sde, VPSDE) and sde.ddpm_betas is None:
-        B = t * sde.beta_min + 0.5 * t * t * (sde.beta_max - sde.beta_min)
-        return torch.exp(-0.5 * B), None, torch.sqrt(-torch.expm1(-B))
-    if isinstance(sde, VESDE):
-        std = sde.sigma_min * torch.sqrt(torch.expm1(2.0 * math.log(sde.sigma_max / sde.sigma_min) * t))
-        return torch.ones_like(t), None, std
-    if isinstance(sde, OrnsteinUhlenbeck) and sde.scalar_params:
-        th = float(sde.theta_param)
-        s2 = float(sde.sigma_param) ** 2
-        a = torch.exp(-th * t)
-        var = s2 * t if th == 0.0 else s2 * (-torch.expm1(-2.0 * th * t)) / (2.0 * th)
-        mu = torch.as_tensor(np.asarray(sde.mu, dtype=np.float64), dtype=t.dtype, device=t.device)
-        return a, (1.0 - a)[..., None] * mu, torch.sqrt(var)
-    a, b, std = _marginal.coeffs(sde, t.detach().to("cpu", torch.float64).numpy())
-    b_t = None if isinstance(sde, (VPSDE, VESDE)) else torch.as_tensor(b, dtype=t.dtype, device=t.device)
-    return (torch.as_tensor(a, dtype=t.dtype, device=t.device), b_t,
-            torch.as_tensor(std, dtype=t.dtype, device=t.device))
+
+    def __init__(self, sde):
+        self.sde = sde
+        self.shifted = bool(np.any(sde.center))
+
+    def _host(self, t: torch.Tensor):
+        return self.sde.marginal_coef(t.detach().to("cpu", torch.float64).numpy())
+
+    def _move(self, arrays, b, dev: torch.device):
+        if dev.type == "cpu":
+            out = [torch.from_numpy(np.asarray(v)) for v in arrays]
+        else:  # one host-to-device copy for all of them
+            out = list(torch.as_tensor(np.stack(arrays), device=dev).unbind(0))
+        return out, (torch.as_tensor(b, device=dev) if self.shifted else None)
+
+    def __call__(self, t: torch.Tensor, device: torch.device | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        a, b, std = self._host(t)
+        (a_t, std_t), b_t = self._move((a, std), b, t.device if device is None else torch.device(device))
+        return a_t, b_t, std_t
+
+    def precondition64(self, t: torch.Tensor, device: torch.device | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``(c_in, a, b, std)`` in float64, ``c_in = 1 / sqrt(a^2 + std^2)`` (computed on the host as well)."""
+        a, b, std = self._host(t)
+        c_in = 1.0 / np.sqrt(a * a + std * std)
+        (c_t, a_t, std_t), b_t = self._move((c_in, a, std), b, t.device if device is None else torch.device(device))
+        return c_t, a_t, b_t, std_t
 
 
-def _precondition64(sde, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """``(c_in, a, b, std)`` in float64 on ``t``'s device (``t`` ``(n,)``); ``b`` is ``None`` where it is zero."""
-    a, b, std = _coeffs_torch(sde, t.detach().to(torch.float64))
-    return 1.0 / torch.sqrt(a * a + std * std), a, b, std
+def _coeffs_torch(sde, t: torch.Tensor, device: torch.device | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(a, b, std)`` of ``sde.marginal_coef(t)`` as float64 tensors on ``device`` (default ``t``'s); see
+    :class:`MarginalCoefTorch`."""
+    return MarginalCoefTorch(sde)(t, device)
+
+
+def _precondition64(sde, t: torch.Tensor, device: torch.device | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(c_in, a, b, std)`` in float64 on ``device`` (default ``t``'s; ``t`` ``(n,)``); ``b`` is ``None`` where it
+    is zero."""
+    return MarginalCoefTorch(sde).precondition64(t, device)
 
 
 def precondition(sde, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(c_in, sigma)`` as ``(n, 1)`` tensors on ``t``'s device: ``c_in = 1/sqrt(a^2 + sigma^2)``, ``sigma = std(t)``.
+    """``(c_in, sigma)`` as ``(n, 1)`` tensors on ``t``'s device: ``c_in = 1/sqrt(a^2 + sigma^2)``, ``sigma = std(t)``,
+    with ``(a, b, std) = sde.marginal_coef(t)`` (any SDE declaring ``affine_marginal``).
 
-    Computed in float64 with torch on ``t``'s device, returned in float32 (float64 when ``t`` is float64).
+    Computed in float64, returned in float32 (float64 when ``t`` is float64).
     """
     c_in, _, _, std = _precondition64(sde, t.reshape(-1))
     dt = torch.float32 if t.dtype != torch.float64 else torch.float64

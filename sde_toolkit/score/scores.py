@@ -1,8 +1,19 @@
 """Scores as objects: a trained network (:class:`TorchScore`) and an exact one (:class:`GaussianMixtureScore`).
 
 A score is a callable ``score(x, t) -> (n, dim)``, ``x`` of shape ``(n, dim)``, ``t`` a float or ``(n,)`` array,
-NumPy in -> NumPy out, torch in -> torch out. Both classes also give the exact divergence ``div_x score`` and
-vector-Jacobian products, used by :func:`~sde_toolkit.score.log_likelihood`.
+NumPy in -> NumPy out, torch in -> torch out. Any callable is a score; score objects declare what more they offer
+as class attributes (read by the samplers and the likelihood, never probed by calling):
+
+* ``dim``: the state dimension (the forward SDE's ``dim`` is adapted to it);
+* ``has_divergence``: exact ``divergence(x, t)`` and vector-Jacobian products ``vjp(x, t, v)``
+  (:func:`~sde_toolkit.score.log_likelihood`);
+* ``has_logpdf``: ``logpdf(x, t)`` of ``p_t`` itself (``log_likelihood(prior="exact")``);
+* ``has_numba_face``: ``numba_score(jit)``, a per-particle kernel, so that reverse SDEs and probability-flow ODEs
+  driven by the score run on the fused driver.
+
+Identity: :class:`GaussianMixtureScore` is a frozen, value-hashed :class:`~sde_toolkit.sde.base.Model` (equal
+parameters give equal scores, so ``sde.reverse(score)`` of equal scores are equal and share one compiled
+kernel); :class:`TorchScore` keeps identity semantics, because the network it wraps is mutable.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ import numpy as np
 import torch
 
 from .._jit import jit
-from ..sde import OrnsteinUhlenbeck
+from ..sde.base import Model
 from . import _marginal
 from .networks import ScoreMLP, precondition
 
@@ -38,23 +49,29 @@ def _times(t, n: int) -> np.ndarray:
 class TorchScore:
     """``score(x, t) = -eps_theta(c_in(t) x, t) / sigma(t)`` from a noise-prediction network and its SDE.
 
-    ``c_in`` and ``sigma`` come from the SDE's closed-form marginal (:func:`networks.precondition`). Calls
-    run under ``torch.no_grad`` in batches of ``batch_size`` rows on the network's device; NumPy input gives
+    ``c_in`` and ``sigma`` come from the SDE's affine marginal ``sde.marginal_coef`` (:func:`networks.precondition`).
+    Calls run under ``torch.no_grad`` in batches of ``batch_size`` rows on the network's device; NumPy input gives
     float64 NumPy output, torch input gives a tensor of the input's dtype on its device.
+
+    Identity semantics: a ``TorchScore`` equals only itself (no value hash), because the network is mutable (its
+    weights change when it is trained further). So ``sde.reverse(score)`` of two ``TorchScore`` objects over the
+    same network are different SDEs; none of them has a Numba face (the samplers run it on the batched driver).
 
     Args:
         net: a :class:`ScoreMLP` (or any module ``net(x, t) -> eps`` with a ``dim`` attribute).
-        sde: the forward SDE the network was trained for (VP, VE, scalar OU); its ``dim`` is adapted to the net.
+        sde: the forward SDE the network was trained for (``affine_marginal``: VP, VE, scalar OU); its ``dim`` is
+            adapted to the net.
         batch_size: rows per forward pass.
     """
 
     has_numba_face: ClassVar[bool] = False
+    has_divergence: ClassVar[bool] = True
+    has_logpdf: ClassVar[bool] = False
 
     def __init__(self, net: ScoreMLP, sde, batch_size: int = 65536):
         self.net = net
         self.dim = int(net.dim)
-        _marginal.check_supported(sde)
-        self.sde = _marginal.sde_for_dim(sde, self.dim)
+        self.sde = _marginal.for_dim(sde, self.dim)
         self.batch_size = int(batch_size)
 
     @property
@@ -123,10 +140,10 @@ class TorchScore:
         return f"TorchScore({type(self.net).__name__}(dim={self.dim}), {self.sde!r})"
 
 
-class GaussianMixtureScore:
+class GaussianMixtureScore(Model):
     """Exact score of ``p_0 = sum_k w_k N(m_k, S_k)`` pushed through a linear SDE with isotropic transitions.
 
-    With ``X_t | x0 ~ N(a x0 + b, v I)``: ``p_t = sum_k w_k N(a m_k + b, C_k)``, ``C_k = a^2 S_k + v I``, and
+    With ``X_t | x0 ~ N(a x0 + b, v I)`` (the SDE's ``marginal_coef``): ``p_t = sum_k w_k N(a m_k + b, C_k)``, ``C_k = a^2 S_k + v I``, and
     ``score = sum_k r_k s_k`` with responsibilities ``r_k ~ w_k N_k(x)`` and ``s_k = -C_k^{-1}(x - a m_k - b)``.
     Each ``S_k = U_k diag(lam_k) U_k^T`` is diagonalized once, so ``C_k^{-1}`` and ``log det C_k`` cost
     ``O(dim^2)`` at any ``t``. Exact divergence ``sum_k r_k (|s_k|^2 - tr C_k^{-1}) - |score|^2``.
@@ -134,14 +151,22 @@ class GaussianMixtureScore:
     Numba face (``has_numba_face = True``): :meth:`numba_score` returns a kernel ``score(x_row, t, out_row)``,
     so reverse SDEs and probability-flow ODEs driven by this score run on the fused driver.
 
+    Frozen and value-hashed (a :class:`~sde_toolkit.sde.base.Model` with fields ``sde``, ``weights``, ``means``,
+    ``covs``, stored normalized: ``covs`` as ``(K, dim, dim)``): two scores with equal parameters are equal and
+    hash alike, so ``sde.reverse(score)`` of equal scores are equal SDEs and share one compiled kernel.
+
     Args:
-        sde: VPSDE, VESDE or OrnsteinUhlenbeck with scalar theta and sigma (its ``dim`` is adapted for VP/VE).
+        sde: an SDE declaring ``affine_marginal`` (VPSDE, VESDE, OrnsteinUhlenbeck with scalar theta and sigma);
+            its ``dim`` is adapted where it is ``dimension_free`` (VP/VE).
         weights: ``(K,)`` positive, summing to 1 (within 1e-8).
         means: ``(K, dim)``.
         covs: ``(K, dim, dim)`` symmetric positive definite (or ``(K,)`` variances of isotropic components).
     """
 
     has_numba_face: ClassVar[bool] = True
+    has_divergence: ClassVar[bool] = True
+    has_logpdf: ClassVar[bool] = True
+    _fields = ("sde", "weights", "means", "covs")
 
     def __init__(self, sde, weights, means, covs):
         w = np.atleast_1d(np.asarray(weights, dtype=np.float64))
@@ -168,8 +193,7 @@ class GaussianMixtureScore:
         lam, U = np.linalg.eigh(c)
         if not np.allclose(c, np.swapaxes(c, 1, 2)) or np.any(lam <= 0) or not np.all(np.isfinite(c)):
             raise ValueError("covs must be symmetric positive definite")
-        _marginal.check_supported(sde)
-        self.sde = _marginal.sde_for_dim(sde, d)
+        self.sde = _marginal.for_dim(sde, d)
         self.dim = d
         self.weights, self.means, self.covs = w, m, c
         self._lam, self._U = np.ascontiguousarray(lam), np.ascontiguousarray(U)
@@ -181,7 +205,7 @@ class GaussianMixtureScore:
     # ------------------------------------------------------------------ closed forms
     def marginal_moments(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Mean ``(dim,)`` and covariance ``(dim, dim)`` of ``p_t``."""
-        a, b, std = (np.asarray(v) for v in _marginal.coeffs(self.sde, float(t)))
+        a, b, std = (np.asarray(v) for v in self.sde.marginal_coef(float(t)))
         mk = a * self.means + b
         mean = self.weights @ mk
         cov = np.einsum("k,kij->ij", self.weights, a**2 * self.covs) + std**2 * np.eye(self.dim)
@@ -194,7 +218,7 @@ class GaussianMixtureScore:
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         k = rng.choice(self.weights.size, size=int(n), p=self.weights)
         z = rng.standard_normal((int(n), self.dim))
-        a, b, std = (np.asarray(v) for v in _marginal.coeffs(self.sde, float(t)))
+        a, b, std = (np.asarray(v) for v in self.sde.marginal_coef(float(t)))
         L = np.linalg.cholesky(a**2 * self.covs + std**2 * np.eye(self.dim))
         return a * self.means[k] + b + np.einsum("nij,nj->ni", L[k], z)
 
@@ -202,7 +226,7 @@ class GaussianMixtureScore:
         """Per-component ``log(w_k N_k(x))`` (n, K), ``s_k`` (n, K, d), ``1/den`` (n, K, d) and ``U``."""
         n = x.shape[0]
         t = _times(t, n)
-        a, b, std = _marginal.coeffs(self.sde, t)
+        a, b, std = self.sde.marginal_coef(t)
         v = std**2
         den = a[:, None, None] ** 2 * self._lam[None] + v[:, None, None]  # (n, K, d)
         r = x[:, None, :] - a[:, None, None] * self.means[None] - b[:, None, :]  # (n, K, d)
@@ -261,8 +285,8 @@ class GaussianMixtureScore:
         """A Numba kernel ``score(x, t, out)`` on one particle (``x``, ``out``: ``(dim,)``), compiled by ``jit``
         (the driver passes its inlining jit)."""
         sde = self.sde
-        coef_j = sde.numba_marginal_coef(jit)  # X_t | x0 ~ N(a x0 + (1 - a) mu, v I), the SDE's own closed form
-        mu_shift = sde.mu.copy() if isinstance(sde, OrnsteinUhlenbeck) else np.zeros(self.dim)
+        coef_j = sde.numba_marginal_coef(jit)  # X_t | x0 ~ N(a x0 + (1 - a) c, v I), the SDE's own closed form
+        mu_shift = np.array(sde.center, dtype=np.float64)
         logw, means, lam, U = self._logw.copy(), self.means.copy(), self._lam.copy(), self._U.copy()
         K, d = means.shape
 

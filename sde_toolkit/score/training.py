@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..sde import VPSDE
+from ..sde.registry import from_config, to_config, try_to_config
 from . import _marginal
-from .networks import ScoreMLP, _precondition64, build_network, precondition
+from .networks import MarginalCoefTorch, ScoreMLP, build_network, precondition
 
 LOSSES = ("dsm", "ddpm")
 
@@ -89,10 +89,10 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
     """Train a noise-prediction network by denoising score matching (``loss="dsm"``) or DDPM's epsilon-loss.
 
     ``"dsm"``: ``E |sigma(t) score(x_t, t) + z|^2 = E |eps_theta(c_in x_t, t) - z|^2``, ``t ~ U[eps, T]``, for any
-    SDE with an isotropic closed-form marginal (VP, VE, scalar OU). ``"ddpm"``: the simple loss on the
-    discrete schedule ``sde.discretize(n_steps, mapping)`` of a VPSDE, ``t_i = i T / N`` (with the default
-    ``mapping="exact"`` the schedule's ``alpha_bar_i`` are the VP marginals, so the trained network is also a
-    score of the VP-SDE at the grid times).
+    SDE declaring ``affine_marginal`` (VP, VE, scalar OU; ``x_t`` from ``sde.marginal_coef``). ``"ddpm"``: the
+    simple loss on the discrete schedule ``sde.discretize(n_steps, mapping)`` of a ``discretizable`` SDE (VPSDE),
+    ``t_i = i T / N`` (with the default ``mapping="exact"`` the schedule's ``alpha_bar_i`` are the VP marginals,
+    so the trained network is also a score of the VP-SDE at the grid times).
 
     Adam with learning rate ``lr``; gradient-norm clipping at ``grad_clip``; an exponential moving average of
     the weights with decay ``min(ema_decay, (1 + k) / (10 + k))`` at step ``k``, copied into ``net`` at the end
@@ -101,7 +101,8 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
 
     Args:
         net: the network (trained in place); its ``dim`` must match the data.
-        sde: VPSDE, VESDE, or scalar OrnsteinUhlenbeck (``T`` required for OU).
+        sde: an SDE declaring ``affine_marginal``: VPSDE, VESDE, or scalar OrnsteinUhlenbeck (``T`` required
+            where ``sde.T`` is ``None``, as for OU).
         data: ``(n, dim)`` array or tensor, finite.
         steps: optimizer steps (>= 1).
         batch_size: rows per step.
@@ -130,26 +131,27 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     dim = int(net.dim)
     x_all = _data_tensor(data, dim)
-    _marginal.check_supported(sde)
-    sde = _marginal.sde_for_dim(sde, dim)
+    sde = _marginal.for_dim(sde, dim)
+    if checkpoint is not None:
+        to_config(sde)  # a checkpoint stores the SDE's config: refuse an unregistered SDE before training
     dev = _resolve_device(device, net)
     net.to(dev)
     dtype = next(net.parameters()).dtype
     x_all = x_all.to(dev, dtype)
     schedule = None
     if loss == "ddpm":
-        if not isinstance(sde, VPSDE):
-            raise ValueError(f"loss='ddpm' needs a VPSDE, got {sde!r}")
+        if not sde.discretizable:
+            raise ValueError(f"loss='ddpm' needs a discretizable SDE (a DDPM schedule, sde.discretize: VPSDE), "
+                             f"got {sde!r}")
         schedule = sde.discretize(n_steps, mapping=mapping)
         schedule.check_prior(stacklevel=3)
-        T_ = float(sde.T)
+        T_ = _marginal.end_time(sde)
     else:
         T_ = _marginal.end_time(sde, T)
-        if isinstance(sde, VPSDE):
-            sde.check_prior(stacklevel=3)
+        sde.check_prior(stacklevel=3)
 
     gen = torch.Generator().manual_seed(int(seed))
-    params = [p for p in net.parameters()]
+    params: list[torch.Tensor] = list(net.parameters())
     # fused (single-kernel) Adam where this torch build has it for the device, else the multi-tensor one
     try:
         opt = torch.optim.Adam(params, lr=lr, fused=True)
@@ -162,6 +164,7 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
     if loss == "ddpm":
         # per-step tables, built once: c_in(t_i) sqrt(ab_i), c_in(t_i) sqrt(1 - ab_i), t_i (i = 1..N), so that
         # the network input c_in x_t = k0_i x0 + k1_i z is two gathers and a fused multiply-add per step
+        assert schedule is not None  # built above for loss == "ddpm"
         N = schedule.n_steps
         ab = torch.as_tensor(schedule.alpha_bars, dtype=torch.float64, device=dev)
         t_grid = torch.arange(1, N + 1, dtype=torch.float64, device=dev) * (T_ / N)
@@ -170,15 +173,18 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
         k1_tab = (c_in * torch.sqrt(1.0 - ab)).to(dtype)[:, None]
         t_tab = t_grid.to(dtype)
 
+    coef = MarginalCoefTorch(sde)
+
     def step_loss(x0):
         # noise-prediction form of both losses: |eps_theta(c_in x_t, t) - z|^2, summed over dim, batch mean
         # (for DSM with lambda = sigma^2 this equals |sigma score + z|^2 with score = -eps_theta / sigma)
         if loss == "dsm":
             u = torch.rand(bs, generator=gen, dtype=torch.float64)
             z = torch.randn((bs, dim), generator=gen, dtype=torch.float64).to(dtype)
-            tt = eps + (T_ - eps) * u.to(dev)
-            c_in, a, b, std = _precondition64(sde, tt)
+            tt = eps + (T_ - eps) * u  # on the host: the SDE's coefficients are evaluated there
+            c_in, a, b, std = coef.precondition64(tt, dev)
             z = z.to(dev)
+            tt = tt.to(dev)
             xin = torch.addcmul((c_in * a).to(dtype)[:, None] * x0, (c_in * std).to(dtype)[:, None], z)
             if b is not None:
                 xin = xin + (c_in[:, None] * b).to(dtype)
@@ -225,7 +231,7 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
             torch._foreach_copy_(params, ema)
     config = {"loss": loss, "steps": done, "batch_size": int(batch_size), "lr": float(lr), "seed": int(seed),
               "eps": float(eps), "T": T_, "ema_decay": float(ema_decay), "use_ema": bool(use_ema),
-              "grad_clip": grad_clip, "device": str(dev), "sde": _marginal.sde_to_config(sde)}
+              "grad_clip": grad_clip, "device": str(dev), "sde": try_to_config(sde)}
     if loss == "ddpm":
         config.update(n_steps=int(n_steps), mapping=mapping)
     lf = None
@@ -234,8 +240,8 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
         lf.parent.mkdir(parents=True, exist_ok=True)
         with open(lf, "w") as fh:
             fh.write("step,loss\n")
-            for k, v in enumerate(losses):
-                fh.write(f"{k + 1},{v:.8g}\n")
+            for k, loss_k in enumerate(losses.tolist()):
+                fh.write(f"{k + 1},{loss_k:.8g}\n")
     ck = None
     if checkpoint is not None:
         ck = save_checkpoint(checkpoint, net, sde=sde, extra={"training": config})
@@ -246,7 +252,8 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
 def save_checkpoint(path: str | Path, net: ScoreMLP, sde=None, extra: dict | None = None) -> Path:
     """Write ``path`` (``.pt``: the state dict) and ``path`` with suffix ``.json`` (network config, SDE, extra).
 
-    Returns the ``.pt`` path.
+    The SDE is stored as :func:`sde_toolkit.sde.registry.to_config` gives it (the one model serialization of
+    configs and run files). Returns the ``.pt`` path.
     """
     p = Path(path)
     if p.suffix != ".pt":
@@ -254,7 +261,7 @@ def save_checkpoint(path: str | Path, net: ScoreMLP, sde=None, extra: dict | Non
     p.parent.mkdir(parents=True, exist_ok=True)
     cfg = {"network": {"class": type(net).__name__, **net.config}}
     if sde is not None:
-        cfg["sde"] = _marginal.sde_to_config(sde)
+        cfg["sde"] = to_config(sde)
     if extra:
         cfg.update(extra)
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, p)
@@ -263,7 +270,11 @@ def save_checkpoint(path: str | Path, net: ScoreMLP, sde=None, extra: dict | Non
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu"):
-    """Read a checkpoint written by :func:`save_checkpoint`: returns ``(net, sde or None, config)``."""
+    """Read a checkpoint written by :func:`save_checkpoint`: returns ``(net, sde or None, config)``.
+
+    The SDE is rebuilt by :func:`sde_toolkit.sde.registry.from_config`; checkpoints written before the registry
+    existed use the same keys (``vpsde``, ``vesde``, ``ornstein_uhlenbeck``) and load unchanged.
+    """
     p = Path(path)
     if p.suffix != ".pt":
         p = p.with_suffix(".pt")
@@ -271,5 +282,5 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu"):
     net = build_network(copy.deepcopy(cfg["network"]))
     net.load_state_dict(torch.load(p, map_location=map_location, weights_only=True))
     net.eval()
-    sde = _marginal.sde_from_config(cfg["sde"]) if "sde" in cfg else None
+    sde = from_config(cfg["sde"]) if "sde" in cfg else None
     return net, sde, cfg

@@ -25,7 +25,11 @@ Capabilities are declared in the class, never probed with ``hasattr`` or try/exc
   scalar ``g(t)`` (VP, VE, scalar OU); score models read :meth:`SDE.marginal_coef`, :meth:`SDE.affine_coef`,
   :meth:`SDE.prior` and ``T`` instead of switching on types;
 * ``dimension_free``: the same law in any dimension (VP, VE): :meth:`SDE.with_dim` gives the ``dim``-dimensional
-  copy.
+  copy;
+* ``discretizable``: a discrete-time chain of the SDE, :meth:`SDE.discretize` ``(n_steps, mapping)`` (VP: the DDPM
+  schedule); the ancestral sampler and the DDPM loss read it;
+* ``score_driven``: a reverse-time SDE or probability-flow ODE built from a forward SDE and a score; it exposes
+  ``forward`` and ``score`` (the score samplers read them).
 """
 
 from __future__ import annotations
@@ -196,6 +200,8 @@ class SDE(Model, abc.ABC):
     gradient_flow: ClassVar[bool] = False
     affine_marginal: bool = False
     dimension_free: ClassVar[bool] = False
+    discretizable: ClassVar[bool] = False
+    score_driven: ClassVar[bool] = False
     T: ClassVar[float | None] = None
 
     dim: int
@@ -279,6 +285,15 @@ class SDE(Model, abc.ABC):
     def numba_marginal_coef(self, jit=_default_jit):
         """Numba kernel ``coef(t) -> (a, v)`` with ``X_t | x0 ~ N(a x0 + (1 - a) c, v I)``."""
         raise NotImplementedError(f"{type(self).__name__} has no isotropic affine marginal")
+
+    def check_prior(self, tol: float = 1e-3, stacklevel: int = 2) -> bool:
+        """Whether the forward process reaches :meth:`prior` at ``T``, warning when it does not. The default knows
+        no criterion and returns ``True``; VPSDE checks ``alpha_bar(T) <= tol``."""
+        return True
+
+    def discretize(self, n_steps: int, mapping: str = "first_order"):
+        """The discrete-time chain on ``n_steps`` steps (``discretizable`` SDEs; VP: the DDPM schedule)."""
+        raise NotImplementedError(f"{type(self).__name__} has no discrete-time chain (discretizable is False)")
 
     def with_dim(self, dim: int) -> SDE:
         """The same law in ``dim`` dimensions (``dimension_free`` SDEs)."""

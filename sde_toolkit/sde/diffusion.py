@@ -115,6 +115,7 @@ class VPSDE(SDE):
     has_exact_step = True
     affine_marginal = True
     dimension_free = True
+    discretizable = True
     T = 1.0
     _fields = ("beta_min", "beta_max", "dim", "ddpm_betas", "ddpm_mapping")
 

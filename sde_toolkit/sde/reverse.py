@@ -54,6 +54,7 @@ class ReverseSDE(SDE):
     """
 
     backward = True
+    score_driven = True
     _fields = ("forward", "score")
 
     def __init__(self, forward: SDE, score):
@@ -110,6 +111,7 @@ class ProbabilityFlowODE(SDE):
 
     backward = True
     is_ode = True
+    score_driven = True
     _fields = ("forward", "score")
 
     def __init__(self, forward: SDE, score):

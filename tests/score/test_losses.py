@@ -51,9 +51,7 @@ def test_dsm_minimum_vp_and_ou(kind):
         sde, t = st.OrnsteinUhlenbeck(0.7, 1.3, mu=0.4, dim=D), 0.8
     exact = GaussianMixtureScore(sde, [1.0], [np.zeros(D)], [S**2 * np.eye(D)])
     x0 = _gaussian_data(2)
-    from sde_toolkit.score._marginal import coeffs
-
-    a, _, sig = (float(np.asarray(v).ravel()[0]) for v in coeffs(sde, t))
+    a, _, sig = (float(np.asarray(v).ravel()[0]) for v in sde.marginal_coef(t))
     analytic = D * a**2 * S**2 / (sig**2 * (a**2 * S**2 + sig**2))
     val = float(dsm_loss(exact, sde, x0, t=t, weighting="none", generator=torch.Generator().manual_seed(3)))
     assert abs(val / analytic - 1) < 5e-3, (val, analytic)

@@ -212,22 +212,25 @@ def test_plain_callable_score_takes_dim_from_x_T():
     assert x.shape == (64, 2)
 
 
-def test_sample_streams_reverse_trajectory_to_h5md(tmp_path):
-    """``out=`` writes the reverse-time path through ``simulate``'s H5MD writer; samples are unchanged."""
-    import sde_toolkit as st
-    from sde_toolkit.score import GaussianMixtureScore
-
+@pytest.mark.parametrize("method", list(STEPS))
+def test_sample_streams_reverse_trajectory_to_h5md(tmp_path, method):
+    """``out=`` writes the whole reverse-time path (the final noise-free step included) through ``simulate``'s
+    H5MD writer, for every sampler; samples and path are the same as without ``out``."""
     vp = st.VPSDE(0.1, 20.0, dim=2)
     score = GaussianMixtureScore(vp, [1.0], [[0.5, -0.5]], [[[1.0, 0.3], [0.3, 0.5]]])
-    a = st.sample(vp, score, 500, method="euler_maruyama", n_steps=50, seed=3, save_every=10)
-    b, t_path, x_path = st.sample(vp, score, 500, method="euler_maruyama", n_steps=50, seed=3, save_every=10,
-                                  out=tmp_path / "rev.h5", return_path=True)
+    a, t_a, x_a = sample(vp, score, 500, method=method, n_steps=50, seed=3, save_every=10, return_path=True)
+    b, t_path, x_path = sample(vp, score, 500, method=method, n_steps=50, seed=3, save_every=10,
+                               out=tmp_path / "rev.h5", return_path=True)
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(x_a, x_path)
+    np.testing.assert_array_equal(t_a, t_path)
     view = st.io.open(tmp_path / "rev.h5")
     assert view.status == "complete"
-    # the file holds the simulate part of the path: every saved state before the final mean step
-    np.testing.assert_array_equal(np.asarray(view.x[:]), x_path[:-1])
-    np.testing.assert_allclose(np.asarray(view.t), t_path[:-1])
-    assert view.t[0] == 1.0 and view.t[-1] > view.t[0] - 1.0
-    with pytest.raises(ValueError, match="out="):
-        st.sample(vp, score, 10, method="ancestral", n_steps=10, seed=0, out=tmp_path / "x.h5")
+    np.testing.assert_array_equal(np.asarray(view.x[:]), x_path)
+    np.testing.assert_array_equal(np.asarray(view.t), t_path)
+    np.testing.assert_array_equal(np.asarray(view.x[-1]), b)
+    assert len(t_path) == 6 and t_path[0] == 1.0 and np.all(np.diff(t_path) < 0)
+    assert t_path[-1] == (0.0 if method == "ancestral" else 1e-3)
+    assert view.plan["method"] == method and view.config["sampler"]["method"] == method
+    with pytest.raises(ValueError, match="solver='heun'"):
+        sample(vp, score, 10, method="probability_flow", solver="scipy", seed=0, out=tmp_path / "x.h5")

@@ -1,6 +1,7 @@
 """Networks and training: learned score vs analytic (check 31), determinism, checkpoints, TorchScore, validation."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -23,10 +24,8 @@ COV = np.array([[1.0, 1.2], [1.2, 2.25]])
 
 def _eps_loss_minimum(sde, cov, eps=1e-5, n=2001):
     """Mean over t ~ U[eps, 1] of min E|sigma score + z|^2 = d - sigma^2 tr((a^2 Sigma + sigma^2 I)^{-1})."""
-    from sde_toolkit.score._marginal import coeffs
-
     ts = np.linspace(eps, 1.0, n)
-    a, _, s = coeffs(sde, ts)
+    a, _, s = sde.marginal_coef(ts)
     vals = [2 - s_**2 * np.trace(np.linalg.inv(a_**2 * cov + s_**2 * np.eye(2))) for a_, s_ in zip(a, s)]
     return np.trapezoid(vals, ts) / (1.0 - eps)
 
@@ -110,6 +109,61 @@ def test_checkpoint_round_trip_and_loss_file(tmp_path):
     p = save_checkpoint(tmp_path / "vp.pt", net, sde=vp)
     _, vp2, _ = load_checkpoint(p)
     np.testing.assert_array_equal(vp2.discretize(1000, "exact").betas, vp.discretize(1000, "exact").betas)
+
+
+OLD_SDE_CONFIGS = [  # exactly what checkpoints written before the model registry stored under "sde"
+    ({"type": "vpsde", "beta_min": 0.1, "beta_max": 20.0, "dim": 2}, st.VPSDE(0.1, 20.0, dim=2)),
+    ({"type": "vpsde", "ddpm_betas": np.linspace(1e-4, 0.02, 50).tolist(), "mapping": "exact", "dim": 2},
+     st.VPSDE.from_ddpm_betas(np.linspace(1e-4, 0.02, 50), dim=2, mapping="exact", check_prior=False)),
+    ({"type": "vesde", "sigma_min": 0.01, "sigma_max": 5.0, "dim": 2}, st.VESDE(0.01, 5.0, dim=2)),
+    ({"type": "ornstein_uhlenbeck", "theta": 0.7, "sigma": 1.3, "mu": [0.4, -0.2], "dim": 2},
+     st.OrnsteinUhlenbeck(0.7, 1.3, mu=[0.4, -0.2], dim=2)),
+]
+
+
+@pytest.mark.parametrize("old, sde", OLD_SDE_CONFIGS, ids=["vp", "vp_ddpm", "ve", "ou"])
+def test_checkpoints_store_the_registry_config_and_old_ones_still_load(tmp_path, old, sde):
+    from sde_toolkit.sde.registry import to_config
+
+    net = ScoreMLP(2, 8, 1, seed=0)
+    p = save_checkpoint(tmp_path / "m.pt", net, sde=sde)
+    cfg = json.loads(p.with_suffix(".json").read_text())
+    assert cfg["sde"] == json.loads(json.dumps(to_config(sde)))  # the one serialization
+    _, back, _ = load_checkpoint(p)
+    assert back == sde
+    # a checkpoint JSON of the old format loads to the same law
+    cfg["sde"] = old
+    p.with_suffix(".json").write_text(json.dumps(cfg))
+    _, back, _ = load_checkpoint(p)
+    assert type(back) is type(sde) and back.dim == 2
+    t = np.linspace(0.01, 1.0, 7)
+    for x, y in zip(back.marginal_coef(t), sde.marginal_coef(t)):
+        np.testing.assert_array_equal(x, y)
+    x = np.random.default_rng(0).standard_normal((3, 2))
+    np.testing.assert_array_equal(TorchScore(net, back)(x, 0.3), TorchScore(net, sde)(x, 0.3))
+
+
+def test_training_coefficients_are_the_sdes_marginal_coef():
+    """The per-step coefficients are the SDE's own ``marginal_coef`` (no second copy of the formulas): they equal
+    the closed forms written in torch to rounding, and ``b`` is skipped exactly where the centre is zero."""
+    from sde_toolkit.score.networks import MarginalCoefTorch
+
+    t = torch.linspace(1e-5, 1.0, 257, dtype=torch.float64)
+    vp, ve, ou = st.VPSDE(0.1, 20.0, dim=2), st.VESDE(0.01, 50.0, dim=2), st.OrnsteinUhlenbeck(0.7, 1.3, mu=0.4, dim=2)
+    B = 0.1 * t + 0.5 * t * t * 19.9
+    var_ou = 1.3**2 * (-torch.expm1(-1.4 * t)) / 1.4
+    want = {vp: (torch.exp(-0.5 * B), torch.sqrt(-torch.expm1(-B))),
+            ve: (torch.ones_like(t), 0.01 * torch.sqrt(torch.expm1(2 * math.log(5000.0) * t))),
+            ou: (torch.exp(-0.7 * t), torch.sqrt(var_ou))}
+    for sde, (a_want, s_want) in want.items():
+        c_in, a, b, std = MarginalCoefTorch(sde).precondition64(t)
+        assert a.dtype == torch.float64 and a.shape == t.shape
+        torch.testing.assert_close(a, a_want, rtol=1e-14, atol=0)
+        torch.testing.assert_close(std, s_want, rtol=1e-13, atol=0)
+        torch.testing.assert_close(c_in, 1 / torch.sqrt(a_want**2 + s_want**2), rtol=1e-14, atol=0)
+        assert (b is None) == (sde is not ou)
+    _, _, b, _ = MarginalCoefTorch(ou).precondition64(t)
+    torch.testing.assert_close(b, (1 - torch.exp(-0.7 * t))[:, None] * torch.full((1, 2), 0.4, dtype=torch.float64))
 
 
 def test_ddpm_loss_training_reduces_loss():
