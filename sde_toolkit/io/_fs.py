@@ -288,8 +288,10 @@ class SpaceGuard:
             pend.clear()
 
 
-def fuse_and_close(f) -> None:
-    """Close a failed h5py file so that nothing more reaches the file on disk (see the module docstring)."""
+def fuse(f) -> None:
+    """Point a failed h5py file's descriptor at ``/dev/null``: whatever HDF5 still writes (dirty chunks when a
+    dataset is released, metadata when the file closes) goes nowhere, so the file on disk keeps its last
+    complete flush. Do this *before* dropping the file's datasets: releasing one flushes its chunk cache."""
     if f is None:
         return
     fd = None
@@ -302,5 +304,12 @@ def fuse_and_close(f) -> None:
                 os.dup2(null, fd)
             finally:
                 os.close(null)
+
+
+def fuse_and_close(f) -> None:
+    """:func:`fuse`, then close (errors of the close itself are ignored: nothing reaches the file any more)."""
+    if f is None:
+        return
+    fuse(f)
     with contextlib.suppress(Exception):
         f.close()

@@ -61,6 +61,7 @@ from ._fs import (
     WriterLock,
     describe_failure,
     errno_of,
+    fuse,
     fuse_and_close,
     ignore_sigxfsz,
     is_space_error,
@@ -493,8 +494,10 @@ class H5MDWriter:
     def _abandon(self) -> None:
         """Close the HDF5 file without writing anything more to it; keep the .partial; let go of the lock."""
         f, self._f = self._f, None
+        fuse(f)  # first: releasing a dataset below flushes its chunk cache
         self._value = self._step = self._time = self._commit = self._state = None
         self._series = []
+        self._guard = None
         fuse_and_close(f)
         self.closed = True
         self.final_file = self.part
@@ -843,12 +846,12 @@ class LazyFrames:
                 i = int(first) + n if first < 0 else int(first)
                 if not 0 <= i < n:
                     raise IndexError(f"frame {first} out of range for {n} committed frames")
-                return checked_read(path, ds, (i, *rest), i, i + 1)
+                return checked_read(path, ds, (i, *rest), i, i + 1, n)
             if isinstance(first, slice):
                 start, stop, step = first.indices(n)
                 if step > 0:
                     return checked_read(path, ds, (slice(start, max(start, stop), step), *rest), start,
-                                        max(start, stop))
+                                        max(start, stop), n)
                 idx = np.arange(start, stop, step)
                 return self._fancy(ds, idx, rest)
             idx = np.asarray(first)
@@ -866,7 +869,7 @@ class LazyFrames:
         uniq, inv = np.unique(idx, return_inverse=True)
         if not uniq.size:
             return ds[(slice(0, 0), *rest)]
-        data = checked_read(self._run.path, ds, (uniq.tolist(), *rest), int(uniq[0]), int(uniq[-1]) + 1)
+        data = checked_read(self._run.path, ds, (uniq.tolist(), *rest), int(uniq[0]), int(uniq[-1]) + 1, self._n)
         return data[inv]
 
     def __array__(self, dtype=None, copy=None):
@@ -1003,7 +1006,8 @@ class H5MDRun(_LazyFile):
         """
         with self._opened() as f:
             s = self._slot
-            return self.checkpoint_step, checked_read(self.path, f[RUN_GROUP]["checkpoint/state"], s, s, s + 1)
+            return self.checkpoint_step, checked_read(self.path, f[RUN_GROUP]["checkpoint/state"], s, s, s + 1,
+                                                      unit="checkpoint slot")
 
     def observable_edges(self) -> np.ndarray | None:
         """Histogram bin edges ``(dim, bins + 1)`` when the histogram observable was stored."""
@@ -1071,35 +1075,44 @@ def open_run(path, allow_partial: bool = False, *, force: bool = False) -> H5MDR
 # ------------------------------------------------------------------------------------------------------------
 # checksums: reading committed data
 # ------------------------------------------------------------------------------------------------------------
-def checked_read(path, ds, key, lo: int | None = None, hi: int | None = None):
+def checked_read(path, ds, key, lo: int | None = None, hi: int | None = None, limit: int | None = None,
+                 unit: str = "frames"):
     """``ds[key]``, with a failed read (fletcher32 mismatch, unreadable chunk) turned into a
-    :class:`ChecksumError` that names the file, the dataset and the rows (frames) of the chunks that fail."""
+    :class:`ChecksumError` that names the file, the dataset and the rows (frames) of the chunks that fail.
+
+    ``lo:hi`` are the rows the read touches; the failing chunks are reported whole, up to row ``limit``
+    (default: the dataset's length; readers pass the committed frames)."""
     try:
         return ds[key]
     except (OSError, RuntimeError) as exc:
         n = ds.shape[0] if ds.shape else 1
         lo = 0 if lo is None else lo
         hi = n if hi is None else hi
-        raise ChecksumError(path, ds.name, _bad_rows(ds, lo, hi) or [(lo, max(lo, hi - 1))], str(exc)) from None
+        bad = _bad_rows(ds, lo, hi, n if limit is None else limit)
+        raise ChecksumError(path, ds.name, bad or [(lo, max(lo, hi - 1))], str(exc), unit) from None
 
 
-def _bad_rows(ds, lo: int, hi: int) -> list[tuple[int, int]]:
-    """Rows ``[first, last]`` of the chunks in rows ``lo:hi`` that cannot be read (one chunk in memory at a time)."""
+def _bad_rows(ds, lo: int, hi: int, limit: int | None = None) -> list[tuple[int, int]]:
+    """Rows ``[first, last]`` of the chunks in rows ``lo:hi`` that cannot be read, each chunk reported whole up
+    to row ``limit`` (default ``hi``); one chunk in memory at a time."""
     if hi <= lo:
         return []
+    limit = hi if limit is None else max(limit, hi)
     if ds.chunks is None or not ds.shape:
         try:
             ds[()]
             return []
         except (OSError, RuntimeError):
             return [(lo, hi - 1)]
+    c = ds.chunks[0]
     out: list[list[int]] = []
     sel = (slice(lo, hi),) + (slice(None),) * (ds.ndim - 1)
     for s in ds.iter_chunks(sel):
         try:
             ds[s]
         except (OSError, RuntimeError):
-            a, b = s[0].start, s[0].stop - 1
+            a = (s[0].start // c) * c
+            b = min(a + c, limit, ds.shape[0]) - 1
             if out and out[-1][1] >= a - 1:
                 out[-1][1] = max(out[-1][1], b)
             else:
@@ -1116,7 +1129,7 @@ def bad_chunks(f, rows: dict) -> list[tuple[str, list[tuple[int, int]]]]:
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset) and obj.shape:
             lo, hi = rows.get("/" + name, (0, obj.shape[0]))
-            bad = _bad_rows(obj, lo, min(hi, obj.shape[0]))
+            bad = _bad_rows(obj, lo, min(hi, obj.shape[0]), min(hi, obj.shape[0]))
             if bad:
                 found.append(("/" + name, bad))
 
@@ -1127,10 +1140,13 @@ def bad_chunks(f, rows: dict) -> list[tuple[str, list[tuple[int, int]]]]:
 def raise_bad(path, found) -> None:
     if not found:
         return
+    def unit(name):
+        return "checkpoint slot" if name.endswith("checkpoint/state") else "rows"
+
     name, ranges = found[0]
-    err = ChecksumError(path, name, ranges)
+    err = ChecksumError(path, name, ranges, unit=unit(name))
     for other, rr in found[1:]:
-        err.problems.append(ChecksumError(path, other, rr).problems[0])
+        err.problems.append(ChecksumError(path, other, rr, unit=unit(other)).problems[0])
         err.parts.append(other)
     if len(found) > 1:
         err.args = (str(err) + f" (and {len(found) - 1} more datasets: {', '.join(n for n, _ in found[1:])})",)

@@ -63,12 +63,12 @@ class ChecksumError(IntegrityError):
     they were written. Attributes: ``path``, ``dataset``, ``ranges`` (``[(first, last), ...]`` frames or rows
     that fail), ``cause`` (HDF5's message)."""
 
-    def __init__(self, path, dataset: str, ranges: Sequence[tuple[int, int]], cause: str = ""):
+    def __init__(self, path, dataset: str, ranges: Sequence[tuple[int, int]], cause: str = "", unit: str = "frames"):
         self.dataset = dataset
         self.ranges = [(int(a), int(b)) for a, b in ranges]
         self.cause = cause
-        where = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in self.ranges) or "unknown frames"
-        msg = (f"{dataset} frames {where} fail their checksum (the bytes on disk changed after they were "
+        where = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in self.ranges) or "unknown"
+        msg = (f"{dataset} {unit} {where} fail their checksum (the bytes on disk changed after they were "
                "written: disk, memory or transfer corruption, or an edit); these frames cannot be trusted")
         if cause:
             msg += f" (HDF5: {cause.splitlines()[0][:200]})"
