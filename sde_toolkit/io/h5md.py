@@ -385,6 +385,8 @@ class H5MDWriter:
                 for k, v in seal_attrs(_run_parts(attrs)).items():
                     g.attrs[k] = v
                 self._provenance = _attr(g.attrs["digest"])
+                cur = status_digest(self._provenance, self._disk_status, self._record, self._n_expected)
+                g.attrs["status_digest"] = json.dumps([cur, cur])  # flushed together with the new digests
         g.attrs["resumed"] = int(g.attrs.get("resumed", 0)) + 1
         g.attrs["resumed_at"] = _now()
         self._set_status("running")

@@ -192,21 +192,31 @@ def test_a_second_writer_with_overwrite_cannot_delete_a_live_partial(tmp_path):
 @pytest.mark.slow
 def test_two_writers_without_hdf5_file_locking(tmp_path, kill_reference):
     """``HDF5_USE_FILE_LOCKING=FALSE`` (NFS): the second ``simulate --overwrite`` fails fast naming the file and
-    the lock; the first run completes with exactly its own data."""
+    the lock; the first run completes with exactly its own data. The first writer is stopped (SIGSTOP) while the
+    second one tries, so the two overlap whatever the machine's load."""
     _, ref = kill_reference
     env = {"HDF5_USE_FILE_LOCKING": "FALSE"}
-    cfg = write_config(tmp_path, t1=60.0)  # several seconds of work: still running when the second one starts
+    cfg = write_config(tmp_path, t1=8.0)
     out = tmp_path / "run.h5"
     proc = start_cli(["simulate", str(cfg), "-o", str(out), "--no-progress"], tmp_path / "log1.txt", env=env)
     wait_for(partial_path(out), proc)
-    second = subprocess.run([*cli_command(), "simulate", str(cfg), "-o", str(out), "--overwrite", "--no-progress"],
-                            capture_output=True, text=True, timeout=120,
-                            env=dict(package_env(), NUMBA_NUM_THREADS="1", **env))
-    assert proc.poll() is None, "the first run ended before the second writer started; lengthen it"
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        second = subprocess.run([*cli_command(), "simulate", str(cfg), "-o", str(out), "--overwrite",
+                                 "--no-progress"], capture_output=True, text=True, timeout=120,
+                                env=dict(package_env(), NUMBA_NUM_THREADS="1", **env))
+        took = time.monotonic() - t0
+        assert proc.poll() is None
+        assert partial_path(out).exists() and not out.exists()  # the live run's file was not deleted
+    finally:
+        proc.send_signal(signal.SIGCONT)
     assert second.returncode == 2, second.stderr
+    assert took < 60.0  # fails at once (interpreter start included), does not wait for the lock
     assert str(partial_path(out)) in second.stderr and str(lock_path(partial_path(out))) in second.stderr
     assert proc.wait(timeout=120) == 0, (tmp_path / "log1.txt").read_text()
-    np.testing.assert_array_equal(st.io.open(out).x[:], ref.x)
+    n = int(round(8.0 / 0.001)) // 4 + 1
+    np.testing.assert_array_equal(st.io.open(out).x[:], ref.x[:n])
     assert not lock_path(partial_path(out)).exists()
 
 
