@@ -3,13 +3,15 @@
 Subcommands::
 
     sde-toolkit simulate CONFIG.toml -o RUN.h5 [--overwrite] [--progress/--no-progress]
-    sde-toolkit resume RUN.h5
-    sde-toolkit inspect FILE.h5
-    sde-toolkit export FILE.h5 --format npz|csv|netcdf -o OUT
+    sde-toolkit resume RUN.h5 [--overwrite] [--force] [--no-verify]
+    sde-toolkit inspect FILE.h5 [--json] [--force] [--no-verify]
+    sde-toolkit export FILE.h5 --format npz|csv|netcdf -o OUT [--overwrite] [--force]
     sde-toolkit run CONFIG.toml [-o OUTDIR]     # when sde_toolkit.runner provides it
 
-Exit codes: 0 success, 1 runtime failure, 2 usage or config error, 3 diverged, 130 interrupted (SIGINT or
-SIGTERM; the file keeps every committed frame with status "interrupted"). Tracebacks only with ``--debug``.
+Exit codes: 0 success, 1 runtime failure (including a full disk or a file-size limit: the run stops with its
+committed frames kept), 2 usage or config error, 3 diverged, 4 a file failed verification (digest, status or
+checksum; ``--force`` continues and says so), 130 interrupted (SIGINT or SIGTERM; the file keeps every committed
+frame with status "interrupted"). Tracebacks only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from ._version import __version__
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTEGRITY, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 class UsageError(Exception):
@@ -59,11 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     r.add_argument("--flush-interval", type=float, default=None, metavar="SECONDS")
     r.add_argument("--threads", type=int, default=None)
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace RUN.h5 when it exists next to the RUN.h5.partial being resumed")
+    r.add_argument("--force", action="store_true",
+                   help="continue a file that failed verification (recorded in the file: who, when, what differed)")
+    r.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip reading every committed chunk to check its checksum")
     r.set_defaults(handler=cmd_resume)
 
-    i = sub.add_parser("inspect", help="summary of a file: groups, shapes, status, config")
+    i = sub.add_parser("inspect", help="summary of a file: groups, shapes, status, config, verification")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
+    i.add_argument("--force", action="store_true", help="print the summary of a file that fails verification")
+    i.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip reading every committed chunk to check its checksum")
     i.set_defaults(handler=cmd_inspect)
 
     e = sub.add_parser("export", help="export a trajectory to npz, csv or netcdf")
@@ -71,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=("npz", "csv", "netcdf"))
     e.add_argument("-o", "--output", type=Path, required=True)
     e.add_argument("--allow-partial", action="store_true", help="export the committed frames of an incomplete run")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
+    e.add_argument("--force", action="store_true", help="export a file that failed verification")
     e.set_defaults(handler=cmd_export)
 
     _register_runner(sub)
@@ -168,26 +181,41 @@ def cmd_resume(args) -> int:
     from .runs import resume
 
     start = time.perf_counter()
-    traj = resume(args.file, progress=args.progress, threads=args.threads, flush_interval=args.flush_interval)
+    traj = resume(args.file, progress=args.progress, threads=args.threads, flush_interval=args.flush_interval,
+                  overwrite=args.overwrite, force=args.force, verify=args.verify)
     print(f"resumed {traj.meta.get('file')}: {len(traj.t)} frames, status complete "
           f"({time.perf_counter() - start:.2f} s)")
     return EXIT_OK
 
 
-def summarize(path: Path) -> dict:
-    """Groups, datasets (shape, dtype), attributes of the run group, status and config of any HDF5 file
-    (:func:`sde_toolkit.io.summarize`, what ``inspect`` prints)."""
+def summarize(path: Path, verify: bool = True) -> dict:
+    """Groups, datasets (shape, dtype), attributes of the run group, status, config and verification of any
+    HDF5 file (:func:`sde_toolkit.io.summarize`, what ``inspect`` prints)."""
     from .io import summarize as summarize_file
 
-    return summarize_file(path)
+    return summarize_file(path, verify=verify)
 
 
 def cmd_inspect(args) -> int:
-    info = summarize(args.file)
+    from .io import IntegrityError, integrity_problems
+
+    info = summarize(args.file, verify=getattr(args, "verify", True))
+    problems = integrity_problems(info)
+    if problems and not getattr(args, "force", False):
+        raise IntegrityError(info["file"], problems, hint="; `sde-toolkit inspect --force` shows the summary anyway")
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return EXIT_OK
     print(f"file: {info['file']}")
+    integ = info.get("integrity")
+    if integ is not None or "checksums" in info:
+        state = integ["verified"] if integ else "no digest (not a trajectory or chains file)"
+        sums = "checked" if "checksums" in info else "not checked (--no-verify)"
+        print(f"verified: {state if not problems else 'FAILED (--force)'}  checksums: {sums}")
+        for p in problems:
+            print(f"  ! {p}")
+        for o in (integ or {}).get("overrides", []):
+            print(f"  forced: {o.get('action')} by {o.get('user')} at {o.get('time')} ({', '.join(o.get('parts', []))})")
     if "status" in info:
         print(f"status: {info['status']}  committed frames: {info.get('n_committed')} of "
               f"{info.get('n_frames_expected')}  checkpoint step: {info.get('checkpoint_step')}")
@@ -212,7 +240,8 @@ def cmd_inspect(args) -> int:
 def cmd_export(args) -> int:
     from .io import export
 
-    out = export(args.file, args.format, args.output, allow_partial=args.allow_partial)
+    out = export(args.file, args.format, args.output, allow_partial=args.allow_partial, overwrite=args.overwrite,
+                 force=args.force)
     print(f"wrote {out}")
     return EXIT_OK
 
@@ -223,13 +252,16 @@ def _classify(exc: BaseException) -> int:
     if isinstance(exc, (ConfigError, UsageError, FileExistsError, FileNotFoundError, IsADirectoryError)):
         return EXIT_USAGE
     io = sys.modules.get("sde_toolkit.io")  # only when a file was touched (no h5py import for other errors)
+    if io is not None and isinstance(exc, io.IntegrityError):
+        return EXIT_INTEGRITY
     if io is not None and isinstance(exc, (io.IncompleteRunError, io.ResumeError, io.MissingExtraError)):
         return EXIT_USAGE
     return EXIT_FAILURE
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 failure, 2 usage/config, 3 diverged, 130 interrupted)."""
+    """Entry point; returns the exit code (0 ok, 1 failure, 2 usage/config, 3 diverged, 4 verification failed,
+    130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -241,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         logging.basicConfig(level=logging.WARNING, format="sde-toolkit: %(levelname)s: %(message)s")
     handler: Callable = args.handler
+    if hasattr(signal, "SIGXFSZ"):  # past `ulimit -f` a write fails with EFBIG (a clean stop), not a kill
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     from .integrate.trajectory import DivergenceError
 
     try:

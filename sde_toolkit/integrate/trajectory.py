@@ -59,14 +59,16 @@ class Trajectory:
         return np.asarray(self.x[-1])
 
     @classmethod
-    def from_file(cls, path, allow_partial: bool = False) -> Trajectory:
+    def from_file(cls, path, allow_partial: bool = False, *, force: bool = False) -> Trajectory:
         """Load an H5MD trajectory written by ``simulate(..., out=path)`` into memory.
 
         ``allow_partial=True`` reads the committed frames of an incomplete run (with an ``IncompleteRunWarning``).
+        The file is verified first (``IntegrityError`` naming what differs; ``force=True`` reads it anyway with a
+        warning); frames that fail their checksum raise ``ChecksumError``.
         """
         from ..io import open_run
 
-        return cls.from_run(open_run(path, allow_partial=allow_partial), lazy=False)
+        return cls.from_run(open_run(path, allow_partial=allow_partial, force=force), lazy=False)
 
     @classmethod
     def from_run(cls, run, lazy: bool = True) -> Trajectory:

@@ -11,8 +11,14 @@ only inside this package, and only when a file is touched.
 * ``open(path, allow_partial=False)``: a lazy :class:`H5MDRun` view (``.t``, ``.x``, ``.config``, ``.plan``,
   ``.status``, ``.n_committed``, ``.observables``, ``.checkpoint()``); raises :class:`IncompleteRunError` on
   incomplete runs. Continuing a killed run is ``sde_toolkit.runs.resume`` (``st.resume``).
-* ``summarize(path)``: groups, datasets, status, commit record and run attributes of any HDF5 file.
-* ``export(path, format, out)``: npz, csv (long format) or NetCDF (optional extra ``netcdf``).
+* ``summarize(path, verify=True)``: groups, datasets, status, commit record, run attributes and verification
+  (digests, checksums) of any HDF5 file.
+* ``export(path, format, out, overwrite=False)``: npz, csv (long format) or NetCDF (optional extra ``netcdf``);
+  never onto its input, never over an existing file without ``overwrite``.
+* Verification (:mod:`.integrity`): readers check each file's provenance digest and status digest and raise
+  :class:`IntegrityError` naming what differs (``force=True`` continues with an :class:`IntegrityWarning`);
+  committed data carry fletcher32 checksums, and a failed read raises :class:`ChecksumError` (file, dataset,
+  frames). Files of earlier versions (no digests) open with an :class:`IntegrityWarning`.
 * ``write_chains(record, path)``, ``read_chains(path)``, ``open_chains(path)``: MCMC chains (the file that
   ``st.mcmc.langevin(..., out=path)`` streams into) as a :class:`ChainsRecord` (arrays plus attributes), and a
   lazy :class:`ChainsFile` view.
@@ -35,11 +41,13 @@ from .h5md import (
     LazyFrames,
     ResumeError,
     final_path,
+    integrity_problems,
     open_run,
     open_sink,
     partial_path,
     summarize,
 )
+from .integrity import ChecksumError, IntegrityError, IntegrityWarning
 from .observables import OBSERVABLE_NAMES
 
 open = open_run  # noqa: A001 - ``st.io.open(path)`` is the public name (DESIGN.md)
@@ -61,6 +69,10 @@ __all__ = [
     "IncompleteRunWarning",
     "ResumeError",
     "MissingExtraError",
+    "IntegrityError",
+    "ChecksumError",
+    "IntegrityWarning",
+    "integrity_problems",
     "OBSERVABLE_NAMES",
     "partial_path",
     "final_path",

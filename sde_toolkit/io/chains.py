@@ -22,13 +22,17 @@ group names differ from a trajectory file's (``/particles/all``, ``/parameters/s
 tell the two kinds apart.
 
 Crash safety follows :mod:`sde_toolkit.io.h5md`: default ``libver``; every dataset is created up front with
-its final size (chunked, resizable, NaN fill) and flushed before the file appears as ``<out>.partial`` (built
-under a private name opened with ``"w-"``, then hard-linked into place); each block of kept samples is written
-data first, then the ``n_committed`` counter, each followed by a flush, so the counter never runs ahead of the
-data; the finished file is renamed to ``<out>`` with :func:`os.replace`. A run stopped by ``KeyboardInterrupt``
-is trimmed to its committed samples and published with status ``"interrupted"``; a killed run, or one that
-fails with another error after committing samples, stays at ``<out>.partial`` with status ``"running"`` (read
-it with ``allow_partial=True``). Chains cannot be resumed: the file has no random-stream checkpoint.
+its final size (chunked, resizable, NaN fill, fletcher32 checksums) and flushed before the file appears as
+``<out>.partial`` (built under a private name opened with ``"w-"``, then hard-linked into place) while the writer
+holds ``<out>.partial.lock``; each block of kept samples is written data first, flush, then the status digest,
+flush, then the ``n_committed`` counter, flush, so the counter never runs ahead of the data; the finished file is
+renamed to ``<out>`` without replacing a file that appeared there meanwhile (``overwrite=True`` replaces it). A
+run stopped by ``KeyboardInterrupt`` is trimmed to its committed samples and published with status
+``"interrupted"``; a killed run, or one that fails with another error after committing samples, stays at
+``<out>.partial`` with status ``"running"`` (read it with ``allow_partial=True``). A failed write (disk full,
+file-size limit) closes the file without writing more, so it keeps its last commit. Chains cannot be resumed:
+the file has no random-stream checkpoint. Readers verify the provenance digest (config, parameters, seed) and
+the status digest (status, ``n_committed``) and refuse a mismatch unless ``force=True``.
 
 This module is a format: it stores arrays and attributes and reads them back as a :class:`ChainsRecord`.
 ``sde_toolkit.mcmc.Chains.from_record`` / ``Chains.from_file`` turn a record into chains, and the sampler
@@ -48,7 +52,9 @@ import numpy as np
 
 from .._random import Seed, resolve_seed
 from .._version import __version__
+from ._fs import SpaceGuard, WriterLock, describe_failure, errno_of, fuse_and_close, ignore_sigxfsz, publish
 from .h5md import (
+    CHECKSUM,
     CHUNK_CACHE_BYTES,
     LazyFrames,
     _attr,
@@ -57,12 +63,16 @@ from .h5md import (
     _is_lock_error,
     _json,
     _LazyFile,
+    _loads,
     _now,
     _probe_partial,
     _publish_new,
     _user_name,
+    apply_report,
+    checked_read,
     partial_path,
 )
+from .integrity import IntegrityReport, check_provenance, overrides_of, seal_attrs, status_digest
 
 __all__ = ["ChainsRecord", "ChainsWriter", "ChainsFile", "write_chains", "read_chains", "open_chains",
            "stream_block"]
@@ -71,7 +81,7 @@ GROUP = "/mcmc"
 PARTICLES = "/particles/chains"
 POSITION = PARTICLES + "/position"
 ENERGY = PARTICLES + "/potential_energy"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: provenance and status digests, fletcher32 checksums
 STATUSES = ("running", "complete", "interrupted")
 STREAM_BLOCK_BYTES = 8 << 20  # kept samples per durable commit while streaming: ~8 MiB of positions
 
@@ -133,15 +143,21 @@ class ChainsWriter:
     """
 
     def __init__(self, file, part: Path, out: Path, n_kept: int, step_size: float, burn_in: int, thin: int,
-                 has_energies: bool, has_accepted: bool):
+                 has_energies: bool, has_accepted: bool, lock: WriterLock | None = None, overwrite: bool = False):
         self._f = file
         self.part, self.out = part, out
         self.n_kept, self.step_size, self.burn_in, self.thin = n_kept, step_size, burn_in, thin
         self.has_energies, self.has_accepted = has_energies, has_accepted
+        self.overwrite = bool(overwrite)
         self.n_committed = 0
         self.closed = False
         self.status = "running"
+        self.failed: BaseException | None = None
         self.final_file: Path | None = None
+        self._lock = lock
+        self._disk_status = "running"
+        self._provenance = _attr(file[GROUP].attrs["digest"])
+        self._guard = SpaceGuard(file, part)
 
     @classmethod
     def create(cls, out, *, n_kept: int, n_chains: int, dim: int, method: str, step: float, kT: float,
@@ -166,12 +182,28 @@ class ChainsWriter:
         if out.exists() and not overwrite:
             raise FileExistsError(f"output {out} already exists; pass overwrite=True to replace it")
         part = partial_path(out)
-        if part.exists():
-            _probe_partial(part)
-            if not overwrite:
-                raise FileExistsError(f"{part} exists: an unfinished chains file of this output (killed, or still "
-                                      "being written elsewhere); pass overwrite=True to start over")
-            part.unlink()
+        ignore_sigxfsz()
+        lock = WriterLock(part).acquire()
+        try:
+            if part.exists():
+                _probe_partial(part)
+                if not overwrite:
+                    raise FileExistsError(f"{part} exists: an unfinished chains file of this output (killed, or "
+                                          "still being written elsewhere); pass overwrite=True to start over")
+                part.unlink()
+            f = cls._layout(h5py, part, n_kept=n_kept, n_chains=n_chains, dim=dim, method=method, step=step, kT=kT,
+                            gamma=gamma, n_steps=n_steps, burn_in=burn_in, thin=thin, seed=seed, backend=backend,
+                            has_energies=has_energies, has_accepted=has_accepted, has_momentum=has_momentum,
+                            config=config)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(f, part, out, n_kept, float(step), burn_in, thin, has_energies, has_accepted, lock=lock,
+                   overwrite=overwrite)
+
+    @staticmethod
+    def _layout(h5py, part, *, n_kept, n_chains, dim, method, step, kT, gamma, n_steps, burn_in, thin, seed,
+                backend, has_energies, has_accepted, has_momentum, config):
         tmp = part.with_name(f".{part.name}.{os.getpid()}.init")
         try:
             f = h5py.File(tmp, "w-", rdcc_nbytes=CHUNK_CACHE_BYTES)
@@ -192,20 +224,22 @@ class ChainsWriter:
             chunks = _chunk_shape(n_kept, n_chains, dim, 8, None)
             pos = f.create_group(POSITION)
             pos.create_dataset("value", shape=(n_kept, n_chains, dim), maxshape=(None, n_chains, dim),
-                               dtype=np.float64, chunks=chunks, fillvalue=np.nan)
+                               dtype=np.float64, chunks=chunks, fillvalue=np.nan, **CHECKSUM)
             _axes(pos, n_kept, chunks[0])
             if has_energies:
                 en = f.create_group(ENERGY)
                 en.create_dataset("value", shape=(n_kept, n_chains), maxshape=(None, n_chains), dtype=np.float64,
-                                  chunks=(chunks[0], chunks[1]), fillvalue=np.nan)
+                                  chunks=(chunks[0], chunks[1]), fillvalue=np.nan, **CHECKSUM)
                 _axes(en, n_kept, chunks[0])
             g = f.create_group(GROUP)
             g.create_dataset("n_committed", data=np.int64(0))
             if has_accepted:
-                g.create_dataset("accepted", data=np.zeros(n_chains))
-            g.create_dataset("final_position", shape=(n_chains, dim), dtype=np.float64, fillvalue=np.nan)
+                g.create_dataset("accepted", data=np.zeros(n_chains), chunks=(n_chains,), **CHECKSUM)
+            g.create_dataset("final_position", shape=(n_chains, dim), dtype=np.float64, fillvalue=np.nan,
+                             chunks=_small_chunks(n_chains, dim), **CHECKSUM)
             if has_momentum:
-                g.create_dataset("final_momentum", shape=(n_chains, dim), dtype=np.float64, fillvalue=np.nan)
+                g.create_dataset("final_momentum", shape=(n_chains, dim), dtype=np.float64, fillvalue=np.nan,
+                                 chunks=_small_chunks(n_chains, dim), **CHECKSUM)
             cfg = {"method": method, "step": step, "kT": kT, "gamma": gamma, "n_steps": n_steps,
                    "burn_in": burn_in, "thin": thin, "seed": resolve_seed(seed).to_json(), "n_chains": n_chains,
                    "dim": dim,
@@ -222,14 +256,19 @@ class ChainsWriter:
             }
             for k, v in attrs.items():
                 g.attrs[k] = v
+            for k, v in seal_attrs(_chains_parts({k: _attr(v) for k, v in g.attrs.items()})).items():
+                g.attrs[k] = v
+            d = status_digest(g.attrs["digest"], "running", (0,), n_kept)
+            g.attrs["status_digest"] = json.dumps([d, d])
+            SpaceGuard(f, tmp).check()
             f.flush()
             _publish_new(tmp, part)
         except BaseException:
-            f.close()
+            fuse_and_close(f)
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        return cls(f, part, out, n_kept, float(step), burn_in, thin, has_energies, has_accepted)
+        return f
 
     def write(self, i0: int, samples, energies=None, accepted=None) -> None:
         """Write kept samples ``i0 .. i0 + len(samples)`` and commit them durably.
@@ -240,14 +279,18 @@ class ChainsWriter:
             energies: ``(k, n_chains)`` (required when the file records energies).
             accepted: ``(n_chains,)`` accept counts up to the block's last step (MALA).
         """
-        if self.closed:
-            raise RuntimeError(f"{self.part} is closed")
+        self._check_usable()
         if i0 != self.n_committed:
             raise ValueError(f"blocks must be written in order: got i0={i0}, {self.n_committed} committed")
         k = len(samples)
         i1 = i0 + k
         if i1 > self.n_kept:
             raise ValueError(f"{i1} samples exceed the {self.n_kept} the file was created for")
+        if self.has_energies and energies is None:
+            raise ValueError("this file records energies: pass energies=")
+        self._guarded(self._write, i0, i1, samples, energies, accepted)
+
+    def _write(self, i0, i1, samples, energies, accepted) -> None:
         steps = self.burn_in + self.thin * np.arange(i0 + 1, i1 + 1, dtype=np.int64)
         times = steps * self.step_size
         pos = self._f[POSITION]
@@ -255,8 +298,6 @@ class ChainsWriter:
         pos["step"][i0:i1] = steps
         pos["time"][i0:i1] = times
         if self.has_energies:
-            if energies is None:
-                raise ValueError("this file records energies: pass energies=")
             en = self._f[ENERGY]
             en["value"][i0:i1] = np.asarray(energies, dtype=np.float64)
             en["step"][i0:i1] = steps
@@ -264,10 +305,60 @@ class ChainsWriter:
         g = self._f[GROUP]
         if self.has_accepted and accepted is not None:
             g["accepted"][...] = np.asarray(accepted, dtype=np.float64)
-        self._f.flush()  # data first ...
+        for ds in _series(self._f):
+            self._guard.touch(ds, i0, i1)
+        self._flush()  # data first ...
+        self._seal(self._disk_status, i1)  # ... the status digest of the new counter ...
         g["n_committed"][()] = np.int64(i1)
-        self._f.flush()  # ... then the counter that points to it
+        self._flush()  # ... then the counter that points to it
         self.n_committed = i1
+
+    # -- internals --------------------------------------------------------------------------------------------
+    def _check_usable(self) -> None:
+        if self.failed is not None:
+            raise RuntimeError(f"{self.part}: the writer stopped after a failed write ({describe_failure(self.failed)})")
+        if self.closed:
+            raise RuntimeError(f"{self.part} is closed")
+
+    def _flush(self) -> None:
+        self._guard.check()  # refuse before HDF5 starts writing: a half-done flush breaks the file
+        self._f.flush()
+        self._guard.flushed()
+
+    def _seal(self, status: str, n: int) -> None:
+        """Store the status digest of the state about to be written (with the current one), and flush."""
+        new = status_digest(self._provenance, status, (n,), self.n_kept)
+        cur = status_digest(self._provenance, self._disk_status, (self.n_committed,), self.n_kept)
+        self._f[GROUP].attrs["status_digest"] = json.dumps([new, cur])
+        self._flush()
+
+    def _set_status(self, status: str) -> None:
+        self._flush()  # the final state and attributes reach the file before the digest of the new status
+        self._seal(status, self.n_committed)
+        self._f[GROUP].attrs["status"] = status
+        self._flush()
+        self._disk_status = status
+
+    def _guarded(self, fn, *args):
+        try:
+            return fn(*args)
+        except (OSError, RuntimeError) as exc:  # h5py's I/O errors, and the space check's
+            if self.failed is None:
+                self.failed = exc
+                f, self._f = self._f, None
+                fuse_and_close(f)  # nothing more reaches the file: it keeps its last commit
+                self.closed = True
+                self.final_file = self.part
+                self._release_lock()
+            e = errno_of(exc)
+            msg = (f"writing {self.part} failed ({describe_failure(exc)}); the sampler stopped: "
+                   f"{self.n_committed} committed samples are kept in {self.part}")
+            raise (OSError(e, msg) if e is not None else OSError(msg)) from exc
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     def finish(self, *, final_position, final_momentum=None, accepted=None, wall_time: float = 0.0,
                compile_time: float = 0.0, attrs: dict | None = None,
@@ -285,6 +376,7 @@ class ChainsWriter:
         """
         if self.n_committed != self.n_kept:
             raise ValueError(f"only {self.n_committed} of {self.n_kept} samples were written")
+        self._check_usable()
         g = self._f[GROUP]
         try:
             g["final_position"][...] = np.asarray(final_position, dtype=np.float64)
@@ -300,11 +392,11 @@ class ChainsWriter:
                 extra.update(summarize(record))
             _store_attrs(g, extra)
             g.attrs["end_time"] = _now()
-            g.attrs["status"] = "complete"
-            self._f.flush()
+            self._guarded(self._set_status, "complete")
             record.attrs = {k: _attr(v) for k, v in g.attrs.items()}
         except BaseException:
-            self._close("running")
+            if not self.closed:
+                self._close("running")
             raise
         self._close("complete")
         return record
@@ -319,9 +411,8 @@ class ChainsWriter:
             n = self.n_committed
             for ds in _series(self._f):
                 ds.resize(n, axis=0)
-            g.attrs["status"] = "interrupted"
             g.attrs["end_time"] = _now()
-            self._f.flush()
+            self._guarded(self._set_status, "interrupted")
             self._close("interrupted")
             return
         self._close("running")
@@ -331,18 +422,71 @@ class ChainsWriter:
             self.final_file = None
 
     def _close(self, status: str) -> None:
-        self._f.close()
+        f, self._f = self._f, None
+        if f is not None:
+            f.close()
         self.closed = True
         self.status = status
         if status == "running":
             self.final_file = self.part
+            self._release_lock()
             return
-        os.replace(self.part, self.out)
+        try:
+            publish(self.part, self.out, overwrite=self.overwrite)
+        except FileExistsError:
+            self.final_file = self.part
+            raise FileExistsError(
+                f"{self.out} was created by someone else while the sampler was writing; it is not replaced. The "
+                f"chains (status {status!r}) are kept in {self.part}: move them into place yourself, or write "
+                "again with overwrite=True") from None
+        finally:
+            self._release_lock()
         self.final_file = self.out
 
 
+def _small_chunks(n_chains: int, dim: int) -> tuple[int, int]:
+    return (max(1, min(n_chains, (1 << 20) // (8 * max(dim, 1)))), dim)
+
+
+def _chains_parts(attrs) -> dict:
+    """The provenance parts of a chains file, from the attributes of ``/mcmc`` (what the digest covers)."""
+    return {
+        "config": _loads(attrs.get("config")),
+        "parameters": {k: _attr(attrs.get(k)) for k in ("method", "step", "kT", "gamma", "n_steps", "burn_in",
+                                                         "thin", "n_chains", "dim", "n_kept_expected", "backend")},
+        "seed": {"entropy": str(attrs.get("seed")), "spawn_key": _loads(attrs.get("seed_spawn_key"), [])},
+    }
+
+
+def check_chains_file(path, f) -> IntegrityReport:
+    """Verify an open chains file's provenance digest, status digest and completeness (no data read)."""
+    g = f[GROUP]
+    attrs = {k: _attr(v) for k, v in g.attrs.items()}
+    rep = IntegrityReport(str(path))
+    rep.overrides = overrides_of(attrs)
+    status = str(attrs.get("status"))
+    n = int(g["n_committed"][()])
+    expected = int(attrs.get("n_kept_expected", -1))
+    if status not in STATUSES:
+        rep.add("status", f"unknown status {status!r}")
+    if status == "complete" and n != expected:
+        rep.add("status", f"the status says complete but {n} of {expected} samples are committed")
+    if "digest" not in attrs:
+        if int(attrs.get("format_version", 1)) >= 2:
+            rep.add("digest", "its digest attributes were removed (format_version 2 files always carry them)")
+        else:
+            rep.legacy = True
+        return rep
+    check_provenance(rep, attrs, _chains_parts(attrs))
+    pair = _loads(attrs.get("status_digest"))
+    if not (isinstance(pair, list) and status_digest(attrs["digest"], status, (n,), expected) in pair):
+        rep.add("status or n_committed", f"the status {status!r} and n_committed {n} are not what the writer "
+                                         "recorded (status_digest): one of them was edited")
+    return rep
+
+
 def _axes(group, n: int, chunk: int) -> None:
-    kw = {"maxshape": (None,), "chunks": (max(1, min(max(chunk, 64), max(n, 1))),)}
+    kw = {"maxshape": (None,), "chunks": (max(1, min(max(chunk, 64), max(n, 1))),), **CHECKSUM}
     group.create_dataset("step", shape=(n,), dtype=np.int64, fillvalue=-1, **kw)
     group.create_dataset("time", shape=(n,), dtype=np.float64, fillvalue=np.nan, **kw)
     group["time"].attrs["unit"] = "sampler time (step * step_size)"
@@ -365,6 +509,7 @@ def _store_attrs(g, attrs: dict) -> None:
 
 
 _LAYOUT_ATTRS = frozenset((
+    "digest", "digest_parts", "digest_leaves", "digest_algorithm", "status_digest", "integrity_log",
     "format_version", "status", "method", "step", "kT", "gamma", "n_steps", "burn_in", "thin", "seed",
     "seed_spawn_key", "n_chains",
     "dim", "n_kept_expected", "backend", "config", "package_version", "numpy_version", "h5py_version",
@@ -376,14 +521,15 @@ def _record_from(f, n: int, complete: bool) -> ChainsRecord:
     """A :class:`ChainsRecord` from an open file's first ``n`` kept samples."""
     g = f[GROUP]
     a = {k: _attr(v) for k, v in g.attrs.items()}
-    samples = f[POSITION]["value"][:n]
-    energies = f[ENERGY]["value"][:n] if ENERGY in f else None
-    accepted = g["accepted"][...] if "accepted" in g else None
+    p = f.filename
+    samples = checked_read(p, f[POSITION]["value"], slice(0, n), 0, n)
+    energies = checked_read(p, f[ENERGY]["value"], slice(0, n), 0, n) if ENERGY in f else None
+    accepted = checked_read(p, g["accepted"], ()) if "accepted" in g else None
     burn_in, thin = int(a["burn_in"]), int(a["thin"])
     if complete:
         n_steps = int(a["n_steps"])
-        final_x = g["final_position"][...]
-        final_p = g["final_momentum"][...] if "final_momentum" in g else None
+        final_x = checked_read(p, g["final_position"], ())
+        final_p = checked_read(p, g["final_momentum"], ()) if "final_momentum" in g else None
     else:
         # an incomplete run ends, as far as the file knows, at its last committed kept sample
         n_steps = burn_in + thin * n
@@ -451,7 +597,7 @@ class ChainsFile(_LazyFile):
         config: the run's parameters (dict); meta: every attribute of ``/mcmc``.
     """
 
-    def __init__(self, path, allow_partial: bool = False, *, _warn: bool = True):
+    def __init__(self, path, allow_partial: bool = False, *, force: bool = False, _warn: bool = True):
         p = self.path = self._resolve(path)
         with _h5py().File(p, "r") as f:
             if GROUP not in f or POSITION not in f:
@@ -461,11 +607,13 @@ class ChainsFile(_LazyFile):
             self.n_committed = int(g["n_committed"][()])
             self.status = str(self.meta["status"])
             self.n_expected = int(self.meta["n_kept_expected"])
+            self.integrity = check_chains_file(p, f)
+            apply_report(self.integrity, force)
             self.config = json.loads(self.meta["config"])
             n = self.n_committed
-            self.steps = f[POSITION]["step"][:n]
-            self.t = f[POSITION]["time"][:n]
-            self.accepted = g["accepted"][...] if "accepted" in g else None
+            self.steps = checked_read(p, f[POSITION]["step"], slice(0, n), 0, n)
+            self.t = checked_read(p, f[POSITION]["time"], slice(0, n), 0, n)
+            self.accepted = checked_read(p, g["accepted"], ()) if "accepted" in g else None
             tail = f[POSITION]["value"].shape[1:]
             has_e = ENERGY in f
         self._check_complete(n, "samples", allow_partial, _warn, lambda: ValueError(
@@ -505,17 +653,19 @@ class ChainsFile(_LazyFile):
                 f"samples={self.samples.shape})")
 
 
-def open_chains(path, allow_partial: bool = False) -> ChainsFile:
-    """Open a chains file lazily (see :class:`ChainsFile`).
+def open_chains(path, allow_partial: bool = False, *, force: bool = False) -> ChainsFile:
+    """Open a chains file lazily (see :class:`ChainsFile`), after checking its digests.
 
     Raises:
         FileNotFoundError: no such file (nor ``<path>.partial``).
         ValueError: not a chains file, or an incomplete one without ``allow_partial=True``.
+        IntegrityError: the provenance (config, parameters such as ``kT``, seed) or the status and
+            ``n_committed`` are not what the writer recorded; ``force=True`` opens it with a warning.
     """
-    return ChainsFile(path, allow_partial=allow_partial)
+    return ChainsFile(path, allow_partial=allow_partial, force=force)
 
 
-def read_chains(path, allow_partial: bool = False) -> ChainsRecord:
+def read_chains(path, allow_partial: bool = False, *, force: bool = False) -> ChainsRecord:
     """Read a chains file into memory as a :class:`ChainsRecord` (exact round trip of :func:`write_chains` and
     ``langevin(..., out=)``; ``Chains.from_file(path)`` gives :class:`~sde_toolkit.mcmc.Chains`)."""
-    return ChainsFile(path, allow_partial=allow_partial, _warn=allow_partial).load()
+    return ChainsFile(path, allow_partial=allow_partial, force=force, _warn=allow_partial).load()

@@ -9,7 +9,9 @@ Layout (one group per file, documented in ``docs/fokker-planck.md``)::
     /fokker_planck/p              (n_save, *grid.shape) float64, chunked, resizable along the first axis
 
 Rows are written data first, then ``n_committed`` and a flush, so a killed writer leaves a readable file whose
-first ``n_committed`` rows are valid.
+first ``n_committed`` rows are valid. ``t`` and ``p`` carry HDF5's fletcher32 checksum (a flipped bit makes the
+read fail with :class:`~sde_toolkit.io.integrity.ChecksumError`), and the writer holds ``<path>.partial.lock``
+while it writes, so a second writer of the same file fails fast even with HDF5's locking off.
 
 A format only: the grid travels as its plain dict (``Grid.to_dict()``: ``lower``, ``upper``, ``n``,
 ``boundary``); ``sde_toolkit.fokker_planck.read_density`` returns the record with a real ``Grid``
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ._fs import WriterLock, ignore_sigxfsz
 
 GROUP = "fokker_planck"
 FORMAT_VERSION = 1
@@ -69,11 +73,20 @@ class DensityWriter:
         self.config = dict(config or {})
         self.overwrite = overwrite
         self._file = None
+        self._lock: WriterLock | None = None
         self._n = 0
 
     def __enter__(self) -> DensityWriter:
+        from .h5md import partial_path
+
         h5py = _h5py()
-        f = h5py.File(self.path, "a")
+        ignore_sigxfsz()
+        lock = WriterLock(partial_path(self.path)).acquire()
+        try:
+            f = h5py.File(self.path, "a")
+        except BaseException:
+            lock.release()
+            raise
         try:
             if GROUP in f:
                 if not self.overwrite:
@@ -90,14 +103,16 @@ class DensityWriter:
             g.attrs["complete"] = False
             g.attrs["n_committed"] = 0
             shape = self.shape
-            g.create_dataset("t", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
+            g.create_dataset("t", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,), fletcher32=True)
             g.create_dataset("p", shape=(0, *shape), maxshape=(None, *shape), dtype=np.float64,
-                             chunks=(1, *shape))
+                             chunks=(1, *shape), fletcher32=True)
             f.flush()
         except BaseException:
             f.close()
+            lock.release()
             raise
         self._file = f
+        self._lock = lock
         return self
 
     def append(self, t: float, p) -> None:
@@ -126,6 +141,9 @@ class DensityWriter:
         finally:
             self._file.close()
             self._file = None
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                lock.release()
 
 
 def write_density(path, t, p, grid: Mapping[str, Any], config: dict | None = None, overwrite: bool = False) -> None:
@@ -179,7 +197,9 @@ def read_density(path, allow_partial: bool = True) -> DensityRecord:
         grid = {"lower": np.asarray(g.attrs["lower"], dtype=np.float64).tolist(),
                 "upper": np.asarray(g.attrs["upper"], dtype=np.float64).tolist(),
                 "n": [int(v) for v in g.attrs["n"]], "boundary": boundary}
-        t = g["t"][:n]
-        p = g["p"][:n]
+        from .h5md import checked_read
+
+        t = checked_read(path, g["t"], slice(0, n), 0, n)
+        p = checked_read(path, g["p"], slice(0, n), 0, n)
         config = json.loads(g.attrs["config"])
     return DensityRecord(t=t, p=p, grid=grid, config=config, complete=complete)

@@ -1,18 +1,24 @@
 """Export a trajectory file to npz, csv (long format) or NetCDF (through xarray, optional extra ``netcdf``).
 
 npz and csv are written frame by frame (bounded memory); NetCDF goes through an in-memory ``xarray.Dataset``.
+Every format is written to a private temporary file next to the output, removed if anything fails, and renamed
+into place at the end: never onto the input itself (the same file by path, ``.partial`` name or hard link), and
+never over an existing file unless ``overwrite=True``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .h5md import H5MDRun
+from ._fs import publish
+from .h5md import H5MDRun, _LazyFile, final_path, partial_path
 
 FORMATS = ("npz", "csv", "netcdf")
 NETCDF_EXTRA_HINT = "NetCDF export needs the optional extra 'netcdf': pip install 'sde_toolkit[netcdf]' (xarray, netCDF4)"
@@ -22,7 +28,8 @@ class MissingExtraError(ImportError):
     """An optional dependency group (extra) is not installed."""
 
 
-def export(path, format: str, out, *, allow_partial: bool = False, frames_per_batch: int | None = None) -> Path:
+def export(path, format: str, out, *, allow_partial: bool = False, overwrite: bool = False,
+           frames_per_batch: int | None = None, force: bool = False) -> Path:
     """Write the positions (and observables, for npz) of a trajectory file in another format.
 
     Args:
@@ -32,36 +39,88 @@ def export(path, format: str, out, *, allow_partial: bool = False, frames_per_ba
             per frame and path: ``frame,time,path,x0,...,x{d-1}``, values with 17 significant digits), or
             ``"netcdf"`` (variables ``x(frame, path, coord)``, ``t(frame)``, ``step(frame)``; attributes
             ``config``, ``plan``, ``status``).
-        out: output path (an existing file is replaced).
+        out: output path; never the input itself, and an existing file is replaced only with ``overwrite``.
         allow_partial: export the committed frames of an incomplete run.
+        overwrite: replace an existing ``out``.
         frames_per_batch: frames read per batch (default: about 64 MB).
+        force: export a file that failed verification (see :func:`sde_toolkit.io.open`).
 
     Returns:
         The output path.
 
     Raises:
+        FileExistsError: ``out`` is the input (same path, its ``.partial`` or final name, or a hard link to it),
+            or exists and ``overwrite`` is False. Nothing is written.
         MissingExtraError: ``"netcdf"`` without xarray/netCDF4 installed (names the extra).
         IncompleteRunError: the run is incomplete and ``allow_partial`` is False.
+        IntegrityError: the file failed verification; ``ChecksumError`` when committed frames fail their
+            checksum (the temporary output is removed).
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     out = Path(out)
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
+    _refuse_own_input(path, out)
+    if os.path.lexists(out) and not overwrite:
+        raise FileExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if out.is_dir():
+        raise IsADirectoryError(f"output {out} is a folder; give a file name")
     if format == "netcdf":
         _require_xarray()
-    run = H5MDRun(path, allow_partial=allow_partial)
+    run = H5MDRun(path, allow_partial=allow_partial, force=force)
     if run.x is None and format != "npz":
         raise ValueError(f"{run.path} stores no positions (observables only); export it with format='npz'")
     per = frames_per_batch or max(1, (64 << 20) // max(1, run.n_paths * run.dim * 8))
-    with run:
-        if format == "npz":
-            _export_npz(run, out, per)
-        elif format == "csv":
-            _export_csv(run, out, per)
-        else:
-            _export_netcdf(run, out)
+    tmp = _private_temporary(out)
+    try:
+        with run:
+            if format == "npz":
+                _export_npz(run, tmp, per)
+            elif format == "csv":
+                _export_csv(run, tmp, per)
+            else:
+                _export_netcdf(run, tmp)
+        _refuse_own_input(path, out)  # the input may have been renamed into place meanwhile
+        try:
+            publish(tmp, out, overwrite=overwrite)
+        except FileExistsError:
+            raise FileExistsError(f"{out} appeared while exporting; not replacing it (pass overwrite=True)") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     return out
+
+
+def _private_temporary(out: Path) -> Path:
+    """A new, empty file ``.<name>.<pid>.<random>.tmp`` next to ``out`` (created exclusively, mode from umask)."""
+    for _ in range(100):
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file next to {out}")  # pragma: no cover
+
+
+def _refuse_own_input(path, out: Path) -> None:
+    """``FileExistsError`` when ``out`` is the input file: the same path, its ``.partial`` or final name (the
+    run may be renamed there), or the same file through a hard or symbolic link."""
+    src = Path(path)
+    try:
+        resolved = _LazyFile._resolve(src)
+    except FileNotFoundError:
+        return
+    names = {os.path.realpath(p) for p in (src, resolved, partial_path(final_path(resolved)), final_path(resolved))}
+    same = os.path.realpath(out) in names
+    if not same and os.path.exists(out):
+        with contextlib.suppress(OSError):
+            same = any(os.path.exists(p) and os.path.samefile(out, p) for p in names)
+    if same:
+        raise FileExistsError(f"refusing to export {resolved} onto itself: {out} is the input file (or the name "
+                              "its run is published under); choose another output")
 
 
 def _require_xarray():
@@ -77,8 +136,7 @@ def _npy_header(f, shape, dtype) -> None:
         f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)})
 
 
-def _export_npz(run: H5MDRun, out: Path, per: int) -> None:
-    tmp = out.with_name(out.name + ".tmp")
+def _export_npz(run: H5MDRun, tmp: Path, per: int) -> None:
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         def small(name, arr):
             with zf.open(name + ".npy", "w", force_zip64=True) as fh:
@@ -100,14 +158,12 @@ def _export_npz(run: H5MDRun, out: Path, per: int) -> None:
         edges = run.observable_edges()
         if edges is not None:
             small("obs_histogram_bin_edges", edges)
-    os.replace(tmp, out)
 
 
-def _export_csv(run: H5MDRun, out: Path, per: int) -> None:
+def _export_csv(run: H5MDRun, tmp: Path, per: int) -> None:
     n, dim = run.n_paths, run.dim
     header = "frame,time,path," + ",".join(f"x{j}" for j in range(dim))
     fmt = ",".join(["%d", "%.17g", "%d"] + ["%.17g"] * dim)
-    tmp = out.with_name(out.name + ".tmp")
     paths = np.arange(n)
     with open(tmp, "w", newline="") as fh:
         fh.write(header + "\n")
@@ -122,10 +178,9 @@ def _export_csv(run: H5MDRun, out: Path, per: int) -> None:
                 rows[:, 2] = paths
                 rows[:, 3:] = block[j]
                 np.savetxt(fh, rows, fmt=fmt)
-    os.replace(tmp, out)
 
 
-def _export_netcdf(run: H5MDRun, out: Path) -> None:
+def _export_netcdf(run: H5MDRun, tmp: Path) -> None:
     xr = _require_xarray()
     assert run.x is not None  # export() refuses netcdf for runs without positions
     x = run.x[:]
@@ -135,11 +190,9 @@ def _export_netcdf(run: H5MDRun, out: Path) -> None:
         attrs={"config": json.dumps(run.config), "plan": json.dumps(run.plan), "status": run.status,
                "source": str(run.path), "conventions": "sde_toolkit trajectory export"},
     )
-    tmp = out.with_name(out.name + ".tmp")
     try:
         ds.to_netcdf(tmp)
     except (ImportError, ValueError) as exc:
         if "netCDF4" in str(exc) or "engine" in str(exc).lower():
             raise MissingExtraError(f"{NETCDF_EXTRA_HINT} ({exc})") from None
         raise
-    os.replace(tmp, out)

@@ -69,7 +69,9 @@ class ObservableAccumulator:
         self.sum_m2 = np.zeros(self.dim)
 
     def create(self, f, n_save: int, comp: dict) -> None:
-        """Create the ``/observables`` groups, sized for the whole run."""
+        """Create the ``/observables`` groups, sized for the whole run (every dataset with HDF5's fletcher32
+        checksum; ``comp`` adds compression to the values)."""
+        comp = {**comp, "fletcher32": True}
         root = f.require_group("observables")
         for name in self.names:
             g = root.create_group(name)
@@ -84,12 +86,14 @@ class ObservableAccumulator:
             cf = max(1, min(n_save, 64))
             g.create_dataset("value", shape=(n_save, *shape), maxshape=(None, *shape), dtype=dtype,
                              chunks=(cf, *shape), fillvalue=fill, **comp)
-            g.create_dataset("step", shape=(n_save,), maxshape=(None,), dtype=np.int64, chunks=(cf,), fillvalue=-1)
+            g.create_dataset("step", shape=(n_save,), maxshape=(None,), dtype=np.int64, chunks=(cf,), fillvalue=-1,
+                             fletcher32=True)
             g.create_dataset("time", shape=(n_save,), maxshape=(None,), dtype=np.float64, chunks=(cf,),
-                             fillvalue=np.nan)
+                             fillvalue=np.nan, fletcher32=True)
             g["time"].attrs["unit"] = "model time"
             if name == "histogram":
-                g.create_dataset("bin_edges", data=self.edges)
+                assert self.edges is not None
+                g.create_dataset("bin_edges", data=self.edges, chunks=self.edges.shape, fletcher32=True)
         root.attrs["sde_toolkit_observables"] = json.dumps(list(self.names))
         self.create_moments(f, n_save)
 
@@ -130,10 +134,11 @@ class ObservableAccumulator:
         g = f["observables"].create_group("_moments")
         cf = max(1, min(n_save, 64))
         g.create_dataset("value", shape=(n_save, 2, self.dim), maxshape=(None, 2, self.dim), dtype=np.float64,
-                         chunks=(cf, 2, self.dim), fillvalue=np.nan)
-        g.create_dataset("step", shape=(n_save,), maxshape=(None,), dtype=np.int64, chunks=(cf,), fillvalue=-1)
+                         chunks=(cf, 2, self.dim), fillvalue=np.nan, fletcher32=True)
+        g.create_dataset("step", shape=(n_save,), maxshape=(None,), dtype=np.int64, chunks=(cf,), fillvalue=-1,
+                         fletcher32=True)
         g.create_dataset("time", shape=(n_save,), maxshape=(None,), dtype=np.float64, chunks=(cf,),
-                         fillvalue=np.nan)
+                         fillvalue=np.nan, fletcher32=True)
         g.attrs["description"] = "per-frame ensemble mean and mean of squares (internal, for exact resume)"
 
     def write(self, f, i0: int, steps: np.ndarray, times: np.ndarray, frames: np.ndarray) -> None:

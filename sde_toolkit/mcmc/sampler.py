@@ -144,7 +144,7 @@ class Chains:
         )
 
     @classmethod
-    def from_file(cls, path, allow_partial: bool = False) -> Chains:
+    def from_file(cls, path, allow_partial: bool = False, *, force: bool = False) -> Chains:
         """Read a chains file (``langevin(..., out=path)`` or :meth:`to_file`) back, bit for bit.
 
         Raises:
@@ -152,10 +152,12 @@ class Chains:
             ValueError: not a chains file, or an incomplete one without ``allow_partial=True`` (then an
                 ``IncompleteRunWarning`` is issued and ``n_steps``/``final_position`` describe the last kept
                 sample).
+            IntegrityError: the file failed verification (``force=True`` reads it with a warning);
+                ``ChecksumError`` when samples fail their checksum.
         """
         from ..io.chains import read_chains
 
-        return cls.from_record(read_chains(path, allow_partial=allow_partial))
+        return cls.from_record(read_chains(path, allow_partial=allow_partial, force=force))
 
     def to_record(self, diagnostics: bool = True):
         """The :class:`~sde_toolkit.io.ChainsRecord` of these chains, diagnostics in its ``attrs``."""
