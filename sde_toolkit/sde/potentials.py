@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from .. import _vmath
 from .._jit import jit as _default_jit
 from .base import Model
 
@@ -212,6 +213,7 @@ class GaussianMixture(Potential):
     # are never exponentiated unshifted, so far-apart components do not underflow to ``log(0)``.
     def numba_energy(self, jit=_default_jit):
         means, precs, log_norm = self.means.copy(), self.precs.copy(), self.log_norm.copy()
+        vexp, vlog = _vmath.exp, _vmath.log
         K, d = means.shape
 
         def energy(x):
@@ -225,16 +227,17 @@ class GaussianMixture(Potential):
                         q += di * precs[k, i, j] * (x[j] - means[k, j])
                 lc = log_norm[k] - 0.5 * q
                 if lc > mx:
-                    s = s * math.exp(mx - lc) + 1.0
+                    s = s * vexp(mx - lc) + 1.0
                     mx = lc
                 elif lc > -math.inf:  # a zero-weight component (lc = -inf) adds nothing
-                    s += math.exp(lc - mx)
-            return -(mx + math.log(s))
+                    s += vexp(lc - mx)
+            return -(mx + vlog(s))
 
         return jit(energy)
 
     def numba_grad(self, jit=_default_jit):
         means, precs, log_norm = self.means.copy(), self.precs.copy(), self.log_norm.copy()
+        vexp = _vmath.exp
         K, d = means.shape
 
         def grad(x, out):
@@ -250,14 +253,14 @@ class GaussianMixture(Potential):
                         q += di * precs[k, i, j] * (x[j] - means[k, j])
                 lc = log_norm[k] - 0.5 * q
                 if lc > mx:
-                    c = math.exp(mx - lc)
+                    c = vexp(mx - lc)
                     s = s * c + 1.0
                     for i in range(d):
                         out[i] *= c
                     mx = lc
                     w = 1.0
                 elif lc > -math.inf:
-                    w = math.exp(lc - mx)
+                    w = vexp(lc - mx)
                     s += w
                 else:
                     continue
@@ -316,6 +319,7 @@ class MullerBrown(Potential):
 
     def numba_energy(self, jit=_default_jit):
         A, a, b, c, x0, y0 = self._arrays()
+        vexp = _vmath.exp
         s = float(self.scale)
 
         def energy(x):
@@ -323,13 +327,14 @@ class MullerBrown(Potential):
             for k in range(4):
                 dx = x[0] - x0[k]
                 dy = x[1] - y0[k]
-                e += A[k] * math.exp(a[k] * dx * dx + b[k] * dx * dy + c[k] * dy * dy)
+                e += A[k] * vexp(a[k] * dx * dx + b[k] * dx * dy + c[k] * dy * dy)
             return s * e
 
         return jit(energy)
 
     def numba_grad(self, jit=_default_jit):
         A, a, b, c, x0, y0 = self._arrays()
+        vexp = _vmath.exp
         s = float(self.scale)
 
         def grad(x, out):
@@ -338,13 +343,74 @@ class MullerBrown(Potential):
             for k in range(4):
                 dx = x[0] - x0[k]
                 dy = x[1] - y0[k]
-                e = A[k] * math.exp(a[k] * dx * dx + b[k] * dx * dy + c[k] * dy * dy)
+                e = A[k] * vexp(a[k] * dx * dx + b[k] * dx * dy + c[k] * dy * dy)
                 gx += e * (2.0 * a[k] * dx + b[k] * dy)
                 gy += e * (b[k] * dx + 2.0 * c[k] * dy)
             out[0] = s * gx
             out[1] = s * gy
 
         return jit(grad)
+
+
+# The Numba face of an expression is generated Python source: SymPy's code for the ``math`` module (the printer
+# lambdify uses), with the functions that have a vectorizable kernel in :mod:`sde_toolkit._vmath` routed there
+# (``exp log sin cos tanh``, and ``**`` with a non-integer exponent as ``pow``), so that loops over particles
+# calling it can vectorize; the other whitelisted functions (tan, sinh, cosh, the inverse functions, erf, erfc,
+# atan2) stay on ``math`` (scalar libm calls); ``sqrt`` and ``abs`` are LLVM intrinsics already. Common
+# subexpressions are computed once (``sympy.cse``), and every ``sin(a)``/``cos(a)`` pair comes from one
+# ``sincos(a)`` (one range reduction). Names in the source are internal (``_v0``, ``_t0``, ``_s0``...; variable
+# names cannot start with ``_``), so no variable shadows a function.
+def _numba_namespace() -> dict:
+    ns = {k: getattr(math, k) for k in dir(math) if not k.startswith("_")}
+    ns.update(exp=_vmath.exp, log=_vmath.log, sin=_vmath.sin, cos=_vmath.cos, tanh=_vmath.tanh, pow=_vmath.pow,
+              sincos=_vmath.sincos)
+    return ns
+
+
+def _numba_source(name: str, syms, exprs, outputs: bool) -> str:
+    """The source of ``name(_x)`` returning ``exprs[0]`` (``outputs=False``) or ``name(_x, _out)`` writing
+    ``_out[i] = exprs[i]``, for ``_x`` a row holding ``syms``."""
+    import sympy as sp
+    from sympy.printing.pycode import PythonCodePrinter
+
+    class _Printer(PythonCodePrinter):
+        def _print_Pow(self, e, rational=False):
+            p = e.exp
+            if rational or p.is_Integer or p in (sp.S.Half, -sp.S.Half):  # x**k: multiplications; sqrt, 1/sqrt
+                return super()._print_Pow(e, rational=rational)
+
+            def arg(a):  # numbers as floats: the kernels take float64
+                return repr(float(a)) if a.is_Number else self._print(a)
+
+            return f"pow({arg(e.base)}, {arg(p)})"
+
+    printer = _Printer({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True})
+    inner = [sp.Symbol(f"_v{i}", real=True) for i in range(len(syms))]
+    exprs = [sp.sympify(e).xreplace(dict(zip(syms, inner))) for e in exprs]
+    repl, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), order="none")
+    lines = [f"    _v{i} = _x[{i}]" for i in range(len(syms))]
+    pairs: dict = {}
+
+    def lower(e):
+        """``e`` with every sin/cos replaced by a name bound by a ``sincos`` line emitted before use."""
+        sub = {}
+        for f in sorted(e.atoms(sp.sin, sp.cos), key=sp.default_sort_key):
+            a = lower(f.args[0])
+            if a not in pairs:
+                k = len(pairs)
+                pairs[a] = (sp.Symbol(f"_s{k}"), sp.Symbol(f"_c{k}"))
+                lines.append(f"    _s{k}, _c{k} = sincos({printer.doprint(a)})")
+            sub[f] = pairs[a][0 if isinstance(f, sp.sin) else 1]
+        return e.xreplace(sub)
+
+    for sym, rhs in repl:
+        rhs = lower(rhs)
+        lines.append(f"    {sym} = {printer.doprint(rhs)}")
+    reduced = [lower(e) for e in reduced]
+    if outputs:
+        lines += [f"    _out[{i}] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
+        return f"def {name}(_x, _out):\n" + "\n".join(lines) + "\n"
+    return f"def {name}(_x):\n" + "\n".join(lines) + f"\n    return {printer.doprint(reduced[0])}\n"
 
 
 class ExpressionPotential(Potential):
@@ -398,26 +464,14 @@ class ExpressionPotential(Potential):
             out[:, i] = g(*cols)
         return out
 
-    def _scalar_funcs(self, jit):
-        import sympy as sp
-
-        f = jit(sp.lambdify(self._syms, self._expr, modules="math"))
-        gs = tuple(jit(sp.lambdify(self._syms, g, modules="math")) for g in self._grad_exprs)
-        return f, gs
-
     def numba_energy(self, jit=_default_jit):
-        f, _ = self._scalar_funcs(jit)
-        args = ", ".join(f"x[{i}]" for i in range(self.dim))
-        ns = {"f": f}
-        exec(f"def energy(x):\n    return f({args})\n", ns)
+        ns = _numba_namespace()
+        exec(_numba_source("energy", self._syms, [self._expr], outputs=False), ns)  # whitelisted, printed by SymPy
         return jit(ns["energy"])
 
     def numba_grad(self, jit=_default_jit):
-        _, gs = self._scalar_funcs(jit)
-        args = ", ".join(f"x[{i}]" for i in range(self.dim))
-        ns = {f"g{i}": g for i, g in enumerate(gs)}
-        body = "".join(f"    out[{i}] = g{i}({args})\n" for i in range(self.dim))
-        exec(f"def grad(x, out):\n{body}", ns)
+        ns = _numba_namespace()
+        exec(_numba_source("grad", self._syms, self._grad_exprs, outputs=True), ns)
         return jit(ns["grad"])
 
 
