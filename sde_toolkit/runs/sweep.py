@@ -180,7 +180,10 @@ class SweepResult:
         failed: indices of the failed points.
         n_shards, n_run, n_resumed, n_skipped, n_failed_shards: shard counts.
         elapsed: seconds; ``dashboard``: the Dask dashboard address (``None`` when there is none).
-        shard_times: seconds of compute per shard run by this call (measured inside the task).
+        shard_times: seconds per shard simulated or resumed by this call (measured inside the task: setup,
+            integration, file writing and the read-back of the final frame).
+        dispatch: seconds from the first submission to the last result (no cluster start, no outputs).
+        workers: worker processes of the embedded cluster (``None`` with ``scheduler=``).
     """
 
     out: Path
@@ -197,6 +200,8 @@ class SweepResult:
     elapsed: float
     dashboard: str | None = None
     shard_times: list[float] = field(default_factory=list)
+    dispatch: float = math.nan
+    workers: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -388,6 +393,7 @@ def sweep(config, params: Mapping[str, Sequence], replicas: int = 1, workers: in
     results: dict[int, dict] = {}
     errors: dict[int, str] = {}
     dashboard = None
+    dispatch = math.nan
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     try:
         with contextlib.ExitStack() as stack:
@@ -401,6 +407,7 @@ def sweep(config, params: Mapping[str, Sequence], replicas: int = 1, workers: in
             dashboard = _dashboard(client)
             if dashboard and progress is not False:
                 print(f"sde-toolkit: Dask dashboard at {dashboard}", file=sys.stderr)
+            t_submit = time.perf_counter()
             futures = {}
             token = uuid.uuid4().hex[:8]  # keys unique per call (a shared scheduler may remember old ones)
             for k, s in enumerate(shards):
@@ -424,10 +431,14 @@ def sweep(config, params: Mapping[str, Sequence], replicas: int = 1, workers: in
                         done += 1
                     bar.update(1)
                     bar.postfix(done=done, running=_running(client), failed=failed)
+            dispatch = time.perf_counter() - t_submit
     except KeyboardInterrupt:
         log.warning("sweep interrupted; published shards are kept and a rerun resumes the rest")
         raise
-    return _finish(folder, spec, shards, points, results, errors, start, dashboard)
+    res = _finish(folder, spec, shards, points, results, errors, start, dashboard)
+    res.dispatch = dispatch
+    res.workers = n_workers if scheduler is None else None
+    return res
 
 
 def _running(client) -> int:

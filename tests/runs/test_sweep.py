@@ -126,7 +126,7 @@ def no_leaks():
 
 
 # ------------------------------------------------------------------------------------ workers, replicas, rerun
-def test_workers_1_and_2_identical_replicas_differ_rerun_skips(tmp_path, no_leaks):
+def test_workers_1_and_2_identical_replicas_differ_rerun_skips(tmp_path, cluster, no_leaks):
     cfg = write_cfg(tmp_path)
     params = {"sde.sigma": [0.5, 1.0, 2.0]}
     a = st.sweep(cfg, params, replicas=2, workers=1, out=tmp_path / "w1", progress=False)
@@ -147,7 +147,7 @@ def test_workers_1_and_2_identical_replicas_differ_rerun_skips(tmp_path, no_leak
     # rerun: every shard verified and skipped, nothing in shards/ touched
     files = sorted((tmp_path / "w2" / "shards").iterdir())
     before = {p.name: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files}
-    c = st.sweep(cfg, params, replicas=2, workers=2, out=tmp_path / "w2", progress=False)
+    c = st.sweep(cfg, params, replicas=2, scheduler=cluster, out=tmp_path / "w2", progress=False)
     assert c.ok and c.n_skipped == 6 and c.n_run == 0 and c.n_resumed == 0
     after = {p.name: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
              for p in sorted((tmp_path / "w2" / "shards").iterdir())}
@@ -158,7 +158,7 @@ def test_workers_1_and_2_identical_replicas_differ_rerun_skips(tmp_path, no_leak
 # ------------------------------------------------------------------------------------ sharding, VDS, results
 def test_shards_are_blocks_of_one_run_and_vds_survives_a_move(tmp_path, cluster, monkeypatch):
     cfg = write_cfg(tmp_path, n_paths=300)
-    params = {"sde.theta": [0.5, 2.0]}
+    params = {"sde.sigma": [0.5, 2.0]}  # SDE values of the first test: their kernels are in the disk cache
     one = st.sweep(cfg, params, replicas=2, scheduler=cluster, out=tmp_path / "one", progress=False)
     cut = st.sweep(cfg, params, replicas=2, scheduler=cluster, out=tmp_path / "cut", shard_paths=128,
                    progress=False)
@@ -175,7 +175,7 @@ def test_shards_are_blocks_of_one_run_and_vds_survives_a_move(tmp_path, cluster,
     assert not np.array_equal(p2["0"][:, 300:], ref.x)
     # results.csv: swept values, n_paths, final mean and variance over all paths of the point
     rows = list(csv.DictReader(open(tmp_path / "cut" / "results.csv")))
-    assert [r["sde.theta"] for r in rows] == ["0.5", "2.0"] and {r["status"] for r in rows} == {"complete"}
+    assert [r["sde.sigma"] for r in rows] == ["0.5", "2.0"] and {r["status"] for r in rows} == {"complete"}
     for r, k in zip(rows, ("0", "1")):
         last = p2[k][-1, :, 0]
         assert int(r["n_paths"]) == 600
@@ -183,7 +183,7 @@ def test_shards_are_blocks_of_one_run_and_vds_survives_a_move(tmp_path, cluster,
         assert float(r["var"]) == pytest.approx(last.var(ddof=1), rel=1e-12)
         assert r["stationary_passed"] in ("True", "False") and 0 <= float(r["ks_pvalue"]) <= 1
     assert (tmp_path / "cut" / "report.md").read_text().startswith("# Sweep")
-    assert (tmp_path / "cut" / "figures" / "metrics_vs_sde.theta.png").stat().st_size > 1000
+    assert (tmp_path / "cut" / "figures" / "metrics_vs_sde.sigma.png").stat().st_size > 1000
     # move the folder, read from elsewhere with plain h5py: relative sources
     moved = tmp_path / "elsewhere" / "moved"
     moved.parent.mkdir()
@@ -191,7 +191,7 @@ def test_shards_are_blocks_of_one_run_and_vds_survives_a_move(tmp_path, cluster,
     monkeypatch.chdir(tmp_path / "elsewhere")
     with h5py.File(moved / "sweep.h5", "r") as f:
         g = f["points/1"]
-        assert json.loads(g.attrs["params"]) == {"sde.theta": 2.0}
+        assert json.loads(g.attrs["params"]) == {"sde.sigma": 2.0}
         assert g["position"].is_virtual
         assert all(not os.path.isabs(s.file_name) for s in g["position"].virtual_sources())
         x = g["position"][...]
@@ -241,11 +241,12 @@ def test_killed_worker_retried_and_identical(tmp_path, cluster):
 
 
 def test_diverging_point_fails_others_complete_exit_3(tmp_path, cluster):
-    cfg = write_cfg(tmp_path, extra="max_abs = 1e6")
+    cfg = write_cfg(tmp_path, t1=60.0, save_every=10, extra="max_abs = 1e3")
     out = tmp_path / "div"
-    # theta dt = 3 makes Euler-Maruyama unstable (|1 - theta dt| = 2 per step)
-    r = cli_run("sweep", cfg, "--param", "sde.theta=1.0,300.0,0.5", "--scheduler", cluster, "--replicas", "2",
-                "-o", out)
+    # theta dt = 3 makes Euler-Maruyama unstable (|1 - theta dt| = 2 per step): point 1 diverges
+    args = ("sweep", cfg, "--param", "integrate.dt=0.01,3.0,0.02", "--scheduler", cluster, "--replicas", "2",
+            "-o", out)
+    r = cli_run(*args)
     assert r.returncode == 3, r.stderr
     assert "point 1" in r.stderr and "diverged" in r.stderr
     rows = list(csv.DictReader(open(out / "results.csv")))
@@ -254,10 +255,10 @@ def test_diverging_point_fails_others_complete_exit_3(tmp_path, cluster):
     assert rows[1]["mean"] == "" and float(rows[2]["var"]) > 0
     with h5py.File(out / "sweep.h5", "r") as f:
         assert "position" not in f["points/1"] and f["points/1"].attrs["status"] == "failed"
-        assert f["points/2/position"].shape == (11, 400, 1)
+        assert f["points/2/position"].shape == (301, 400, 1)
+        assert f["points/0/position"].shape == (601, 400, 1)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "shards").iterdir()}
-    r2 = cli_run("sweep", cfg, "--param", "sde.theta=1.0,300.0,0.5", "--scheduler", cluster, "--replicas", "2",
-                 "-o", out)
+    r2 = cli_run(*args)
     assert r2.returncode == 3 and "4 skipped" in r2.stdout, r2.stdout
     assert {p.name: p.stat().st_mtime_ns for p in (out / "shards").iterdir()} == before
 
