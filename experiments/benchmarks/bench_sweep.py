@@ -1,7 +1,7 @@
 """Sweep benchmark (issue 11): the same 8-point sweep on 1 and 2 Dask workers, and the scheduler's per-task
 overhead against the shard's compute.
 
-    flock /tmp/bench.lock python experiments/benchmarks/bench_sweep.py [--paths 20000] [--t1 150] [--reps 2]
+    flock /tmp/bench.lock python experiments/benchmarks/bench_sweep.py [--paths 20000] [--t1 100] [--reps 2]
 
 One run measures, on this machine and in the same process:
 
@@ -65,7 +65,7 @@ def _shards(d: Path) -> dict[str, bytes]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--paths", type=int, default=20_000)
-    ap.add_argument("--t1", type=float, default=150.0)
+    ap.add_argument("--t1", type=float, default=100.0)
     ap.add_argument("--reps", type=int, default=2)
     a = ap.parse_args(argv)
 
@@ -80,41 +80,48 @@ def main(argv=None) -> None:
     warm = tmp / "warm.toml"
     warm.write_text(CONFIG.format(paths=100, t1=1.0, save_every=10))
     params = {"sde.sigma": SIGMAS}
+    print(f"# load average before: {os.getloadavg()[0]:.1f}")
     print(f"# bench_sweep: 8 points x 1 replica, {a.paths} paths x {steps} steps per shard, OU, EM; "
           f"{os.cpu_count()} cores, python {sys.version.split()[0]}", flush=True)
 
-    rows = {}
+    rows: dict[int, dict] = {}
     data = {}
-    for w in (1, 2):
-        cl = LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          silence_logs=logging.ERROR)
-        try:
+    clusters = {w: LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                silence_logs=logging.ERROR) for w in (1, 2)}
+    disp: dict[int, list] = {1: [], 2: []}
+    task_s: dict[int, list] = {1: [], 2: []}
+    size = n_tasks = 0
+    try:
+        for w, cl in clusters.items():  # imports and the kernels' disk cache loaded in every worker
             st.sweep(warm, params, scheduler=cl.scheduler_address, out=tmp / f"warm{w}", progress=False)
-            disp, task_s, n_tasks = [], [], 0
-            for rep in range(a.reps):
+        for rep in range(a.reps):  # interleaved, so that a change in the machine's load hits both alike
+            for w, cl in clusters.items():
                 out = tmp / f"w{w}_r{rep}"
                 r = st.sweep(cfg, params, scheduler=cl.scheduler_address, out=out, progress=False)
                 assert r.ok and r.n_run == 8, r
-                disp.append(r.dispatch)
-                task_s.extend(r.shard_times)
+                disp[w].append(r.dispatch)
+                task_s[w].extend(r.shard_times)
                 n_tasks = r.n_shards
                 if rep == 0:
                     data[w] = _shards(out)
                     size = sum(p.stat().st_size for p in (out / "shards").glob("*.h5")) / r.n_shards
-        finally:
+    finally:
+        for cl in clusters.values():
             cl.close()
+    for w in (1, 2):
         t0 = time.perf_counter()
         e2e = st.sweep(cfg, params, workers=w, out=tmp / f"e2e{w}", progress=False)
         e2e_wall = time.perf_counter() - t0
         assert e2e.ok
-        d = statistics.median(disp)
-        per_task = statistics.median(task_s)
-        overhead = (w * d - sum(task_s) / a.reps) / n_tasks
-        rows[w] = {"dispatch": d, "task": per_task, "overhead": overhead, "e2e": e2e_wall, "size": size,
-                   "all_disp": disp}
-        print(f"  {w} worker(s): dispatch {[f'{x:.2f}' for x in disp]} s, median task {per_task:.3f} s, "
-              f"end-to-end {e2e_wall:.1f} s", flush=True)
+        d = statistics.median(disp[w])
+        per_task = statistics.median(task_s[w])
+        overhead = (w * d - sum(task_s[w]) / a.reps) / n_tasks
+        rows[w] = {"dispatch": d, "task": per_task, "overhead": overhead, "e2e": e2e_wall, "size": size}
+        print(f"  {w} worker(s): dispatch {[f'{x:.2f}' for x in disp[w]]} s, median task {per_task:.3f} s, "
+              f"end-to-end {e2e_wall:.1f} s (of which dispatch {e2e.dispatch:.1f} s, outputs and validation "
+              f"{e2e.elapsed - e2e.dispatch:.1f} s, cluster start/close the rest)", flush=True)
 
+    print(f"# load average after: {os.getloadavg()[0]:.1f} (other processes share these cores)")
     identical = data[1].keys() == data[2].keys() and all(data[1][k] == data[2][k] for k in data[1])
     r1, r2 = rows[1], rows[2]
     speedup = r1["dispatch"] / r2["dispatch"]
@@ -131,8 +138,8 @@ def main(argv=None) -> None:
         print(f"| scheduler overhead per task, {w} worker(s) (s) | "
               + (f"{r['overhead']:.3f} | |" if w == 1 else f" | {r['overhead']:.3f} |")
               + f" {100 * r['overhead'] / r['task']:.1f} % of the task (target <= 5 %) |")
-    print(f"| shard file size (MB) | {r1['size'] / 1e6:.2f} | | write rate {r1['size'] / 1e6 / r1['task']:.1f} "
-          "MB/s per worker (whole task) |")
+    print(f"| shard file size (MB) | {r1['size'] / 1e6:.2f} | | output {r1['size'] / 1e6 / r1['task']:.2f} MB per "
+          "in-task second |")
     print(f"| path-steps per second per worker (whole task) | {a.paths * steps / r1['task']:.3g} | "
           f"{a.paths * steps / r2['task']:.3g} | |")
     print(f"| 1 vs 2 workers bit-identical | {identical} | | |")
