@@ -118,8 +118,8 @@ def main(argv=None) -> None:
         overhead = (w * d - sum(task_s[w]) / a.reps) / n_tasks
         rows[w] = {"dispatch": d, "task": per_task, "overhead": overhead, "e2e": e2e_wall, "size": size}
         print(f"  {w} worker(s): dispatch {[f'{x:.2f}' for x in disp[w]]} s, median task {per_task:.3f} s, "
-              f"end-to-end {e2e_wall:.1f} s (of which dispatch {e2e.dispatch:.1f} s, outputs and validation "
-              f"{e2e.elapsed - e2e.dispatch:.1f} s, cluster start/close the rest)", flush=True)
+              f"end-to-end {e2e_wall:.1f} s (of which dispatch {e2e.dispatch:.1f} s, the rest (cluster start and close, index, results, validation, figures) "
+              f"{e2e_wall - e2e.dispatch:.1f} s)", flush=True)
 
     print(f"# load average after: {os.getloadavg()[0]:.1f} (other processes share these cores)")
     identical = data[1].keys() == data[2].keys() and all(data[1][k] == data[2][k] for k in data[1])
