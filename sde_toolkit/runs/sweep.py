@@ -564,6 +564,7 @@ def _prepare_folder(folder: Path, spec: dict, overwrite: bool) -> None:
             except (OSError, ValueError):
                 old = None
         if old is not None and canonical_json(old) == canonical_json(spec):
+            (folder / "shards").mkdir(exist_ok=True)
             return  # the same sweep: published shards are verified and skipped, .partial ones resumed
         if not overwrite:
             what = "another sweep" if old is not None else "files that are not a sweep of this spec"
