@@ -40,6 +40,7 @@ _LAZY = {
     "io": ("sde_toolkit.io", None),
     "resume": ("sde_toolkit.runs", "resume"),
     "runs": ("sde_toolkit.runs", None),
+    "sweep": ("sde_toolkit.runs", "sweep"),
     "plotting": ("sde_toolkit.plotting", None),
 }
 

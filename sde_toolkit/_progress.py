@@ -14,8 +14,9 @@ AUTO_SECONDS = 2.0
 class Progress:
     """A tqdm bar over ``total`` units; :meth:`update` adds ``n`` done units."""
 
-    def __init__(self, total: int, mode: bool | None, desc: str):
-        self.total, self.mode, self.desc = int(total), mode, desc
+    def __init__(self, total: int, mode: bool | None, desc: str, unit: str = "step"):
+        self.total, self.mode, self.desc, self.unit = int(total), mode, desc, unit
+        self._postfix: dict = {}
         self.start = time.perf_counter()
         self.bar = None
         self.done = 0
@@ -25,7 +26,9 @@ class Progress:
     def _open(self) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.total, desc=self.desc, unit="step", initial=self.done, leave=False)
+        bar = self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, initial=self.done, leave=False)
+        if self._postfix:
+            bar.set_postfix(self._postfix, refresh=False)
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -35,6 +38,12 @@ class Progress:
             el = time.perf_counter() - self.start
             if el > 0.2 and el / self.done * self.total > AUTO_SECONDS:
                 self._open()
+
+    def postfix(self, **values) -> None:
+        """Show ``values`` after the bar (e.g. ``done=3, running=2, failed=0``)."""
+        self._postfix = dict(values)
+        if self.bar is not None:
+            self.bar.set_postfix(self._postfix)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -7,6 +7,8 @@ Subcommands::
     sde-toolkit inspect FILE.h5 [--json] [--force] [--no-verify]
     sde-toolkit export FILE.h5 --format npz|csv|netcdf -o OUT [--overwrite] [--force]
     sde-toolkit run CONFIG.toml [-o OUTDIR]     # when sde_toolkit.runner provides it
+    sde-toolkit sweep CONFIG.toml --param sde.kT=0.5,1.0 [--grid | --zip] --replicas R
+                [--workers W | --scheduler ADDRESS] [--shard-paths N] [--overwrite] -o DIR
 
 Exit codes: 0 success, 1 runtime failure (including a full disk or a file-size limit: the run stops with its
 committed frames kept), 2 usage or config error, 3 diverged, 4 a file failed verification (digest, status or
@@ -86,8 +88,53 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true", help="export a file that failed verification")
     e.set_defaults(handler=cmd_export)
 
+    _add_sweep_parser(sub)
     _register_runner(sub)
     return p
+
+
+def _add_sweep_parser(sub) -> None:
+    """``sde-toolkit sweep``: a parameter sweep on Dask (see :func:`sde_toolkit.runs.sweep`)."""
+    w = sub.add_parser("sweep", help="parameter sweep / sharded ensemble on Dask (resumable, any worker count)")
+    w.add_argument("config", type=Path, help="TOML config with [sde], [initial], [integrate] (and [output])")
+    w.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
+                   help="a dotted config key and its values, e.g. sde.kT=0.5,1.0,2.0 (repeatable)")
+    mode = w.add_mutually_exclusive_group()
+    mode.add_argument("--grid", dest="grid", action="store_true", default=True,
+                      help="every combination of the values (default)")
+    mode.add_argument("--zip", dest="grid", action="store_false", help="the values zipped (lists of one length)")
+    w.add_argument("--replicas", type=int, default=1, help="independent runs per point (default 1)")
+    where = w.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None,
+                       help="worker processes of the embedded Dask LocalCluster (default: the CPU count)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="a running Dask scheduler (tcp://host:8786); nothing is started")
+    w.add_argument("--shard-paths", type=int, default=None, metavar="N",
+                   help="paths per shard (default: one shard per replica); the data do not depend on it")
+    w.add_argument("--overwrite", action="store_true", help="start afresh in a folder of another sweep")
+    w.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    w.add_argument("-o", "--output", type=Path, required=True, help="the sweep folder")
+    w.set_defaults(handler=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    """Exit 0 when every point completed, 3 when any point failed (e.g. diverged; see results.csv)."""
+    from .runs.sweep import parse_param, sweep
+
+    params: dict = {}
+    for text in args.param:
+        key, values = parse_param(text)
+        if key in params:
+            raise UsageError(f"--param {key} is given twice")
+        params[key] = values
+    res = sweep(args.config, params, replicas=args.replicas, workers=args.workers, scheduler=args.scheduler,
+                out=args.output, shard_paths=args.shard_paths, grid=args.grid, overwrite=args.overwrite,
+                progress=args.progress)
+    print(f"wrote {res.out}: {len(res.points)} points, {res.n_shards} shards ({res.n_run} run, {res.n_resumed} "
+          f"resumed, {res.n_skipped} skipped), {len(res.failed)} failed ({res.elapsed:.1f} s); see {res.results}")
+    for i in res.failed:
+        _err(f"point {i} {res.points[i]['params']} failed: {res.points[i]['error']}")
+    return EXIT_DIVERGED if res.failed else EXIT_OK
 
 
 def _register_runner(sub) -> None:

@@ -142,3 +142,34 @@ def methods_vs_density(finals: dict, density_x, density_p, path, *, bins=120, ti
     ax.legend(fontsize=8)
     ax2.legend(fontsize=8, loc="upper right")
     return _save(fig, path)
+
+
+def metrics_vs_parameter(metrics: dict, path, *, xlabel="", title=""):
+    """One panel per metric: ``metrics[name][label] = (x values, y values)``, a line per label (e.g. one per
+    value of the other swept parameters). Non-numeric ``x`` values are placed at categorical positions."""
+    plt = _plt()
+    names = list(metrics)
+    ncol = min(3, max(1, len(names)))
+    nrow = (len(names) + ncol - 1) // ncol
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.2 * nrow), squeeze=False)
+    xs_all = [x for series in metrics.values() for xs, _ in series.values() for x in xs]
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs_all)
+    cats = {x: i for i, x in enumerate(dict.fromkeys(str(x) for x in xs_all))}
+    for ax, name in zip(axes.ravel(), names):
+        for j, (label, (xs, ys)) in enumerate(metrics[name].items()):
+            xv = [float(x) for x in xs] if numeric else [cats[str(x)] for x in xs]
+            order = np.argsort(xv)
+            ax.plot(np.asarray(xv)[order], np.asarray(ys, dtype=float)[order], "o-", color=f"C{j % 10}",
+                    label=label if len(metrics[name]) > 1 else None)
+        if not numeric:
+            ax.set_xticks(list(cats.values()))
+            ax.set_xticklabels(list(cats), rotation=30, ha="right", fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(name)
+        if len(metrics[name]) > 1:
+            ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

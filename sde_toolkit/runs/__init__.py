@@ -6,11 +6,14 @@
 * ``check_output_path(path, overwrite)``: the output checks on their own.
 * ``resume(path, sde=None, progress=None, *, threads=None, flush_interval=None)`` (``st.resume``): continue an
   interrupted or killed run, bit-identical to an unbroken one.
+* ``sweep(config, params, replicas=1, workers=None, scheduler=None, out=DIR, shard_paths=None)``
+  (``st.sweep``): a parameter sweep / sharded ensemble on Dask, identical for any worker count, resumable.
 """
 
 from __future__ import annotations
 
 from .jobs import SimulationJob, check_output_path, prepare_simulation
 from .resume import ResumeError, resume
+from .sweep import SweepResult, sweep
 
-__all__ = ["SimulationJob", "prepare_simulation", "check_output_path", "resume", "ResumeError"]
+__all__ = ["SimulationJob", "prepare_simulation", "check_output_path", "resume", "ResumeError", "sweep", "SweepResult"]
