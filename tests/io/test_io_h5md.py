@@ -37,8 +37,8 @@ def test_round_trip_and_h5md_layout(tmp_path, ou):
     assert not partial_path(out).exists()
     with h5py.File(out, "r") as f:
         assert list(f["h5md"].attrs["version"]) == [1, 1]
-        assert f["h5md/creator"].attrs["name"] == "sde_toolkit"
-        assert f["h5md/creator"].attrs["version"] == st.__version__
+        assert f["h5md/creator"].attrs["name"] == b"sde_toolkit"  # fixed-length ASCII (H5MD)
+        assert f["h5md/creator"].attrs["version"] == st.__version__.encode()
         assert "name" in f["h5md/author"].attrs
         box = f["particles/all/box"]
         assert box.attrs["dimension"] == 2 and [b.decode() if isinstance(b, bytes) else b
