@@ -5,7 +5,7 @@ Subcommands::
     sde-toolkit simulate CONFIG.toml -o RUN.h5 [--overwrite] [--progress/--no-progress]
     sde-toolkit resume RUN.h5 [--overwrite] [--force] [--no-verify]
     sde-toolkit inspect FILE.h5 [--json] [--force] [--no-verify]
-    sde-toolkit export FILE.h5 --format npz|csv|netcdf -o OUT [--overwrite] [--force]
+    sde-toolkit export FILE.h5 --format npz|csv|netcdf|arviz -o OUT [--overwrite] [--force]
     sde-toolkit run CONFIG.toml [-o OUTDIR]     # when sde_toolkit.runner provides it
 
 Exit codes: 0 success, 1 runtime failure (including a full disk or a file-size limit: the run stops with its
@@ -77,9 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip reading every committed chunk to check its checksum")
     i.set_defaults(handler=cmd_inspect)
 
-    e = sub.add_parser("export", help="export a trajectory to npz, csv or netcdf")
+    e = sub.add_parser("export", help="export a trajectory to npz, csv or netcdf, or MCMC chains to arviz")
     e.add_argument("file", type=Path)
-    e.add_argument("--format", required=True, choices=("npz", "csv", "netcdf"))
+    e.add_argument("--format", required=True, choices=("npz", "csv", "netcdf", "arviz"),
+                   help="arviz: a chains file as ArviZ InferenceData (NetCDF; open with arviz.from_netcdf)")
     e.add_argument("-o", "--output", type=Path, required=True)
     e.add_argument("--allow-partial", action="store_true", help="export the committed frames of an incomplete run")
     e.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")

@@ -25,7 +25,24 @@ import re
 import h5py
 import numpy as np
 
-UNIT_TOKEN = re.compile(r"^(?:[A-Za-z\u00b5]+(?:[+-]?\d+)?|[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)$")
+# unit symbols of the H5MD units module (SI base and derived units, and the accepted non-SI ones), with SI prefixes
+UNIT_SYMBOLS = ("m", "g", "s", "A", "K", "mol", "cd", "rad", "sr", "Hz", "N", "Pa", "J", "W", "C", "V", "F",
+                "Ohm", "S", "Wb", "T", "H", "lm", "lx", "Bq", "Gy", "Sv", "kat", "l", "L", "min", "h", "d",
+                "eV", "u", "Da", "bar", "atm", "cal", "Angstrom", "e", "mmHg")
+PREFIXES = ("y", "z", "a", "f", "p", "n", "u", "\u00b5", "m", "c", "d", "da", "h", "k", "M", "G", "T", "P",
+            "E", "Z", "Y", "")
+NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$")
+POWER = re.compile(r"^(?P<sym>[A-Za-z\u00b5]+)(?P<pow>[+-]?\d+)?$")
+
+
+def is_unit_token(token: str) -> bool:
+    if NUMBER.match(token):
+        return True
+    m = POWER.match(token)
+    if not m:
+        return False
+    sym = m.group("sym")
+    return any(sym == p + u for p in PREFIXES for u in UNIT_SYMBOLS)
 
 
 def _fixed_ascii(obj, name) -> str | None:
@@ -121,7 +138,7 @@ def check(path, committed_only: bool = True) -> list[str]:
         for where, u in units:
             if "units" not in modules:
                 errors.append(f"{where} has unit {u!r} but /h5md/modules/units is not declared")
-            if not u.split() or not all(UNIT_TOKEN.match(t) for t in u.split()):
+            if not u.split() or not all(is_unit_token(t) for t in u.split()):
                 errors.append(f"{where} unit {u!r} is not an H5MD unit string")
         for gname, grp in f.get("particles", {}).items():
             if "box" not in grp:
