@@ -163,7 +163,7 @@ def chains_inference_data(samples, *, energies=None, accepted=None, n_sampled_st
         raise ValueError(f"samples must be (n_kept, n_chains, dim), got shape {s.shape}")
     n_kept, n_chains, dim = s.shape
     coords = {"chain": np.arange(n_chains), "draw": np.arange(n_kept), "dim": np.arange(dim)}
-    gattrs = {"creation_library": "sde_toolkit", "creation_library_version": __version__}
+    gattrs: dict[str, Any] = {"creation_library": "sde_toolkit", "creation_library_version": __version__}
     for k, v in (attrs or {}).items():
         if v is not None:
             gattrs[k] = v if isinstance(v, (int, float, str)) else _text(v)
