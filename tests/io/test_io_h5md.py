@@ -285,7 +285,7 @@ def test_netcdf_export_round_trip(tmp_path, ou):
     nc = st.io.export(out, "netcdf", tmp_path / "n.nc")
     with xr.open_dataset(nc) as ds:
         np.testing.assert_array_equal(ds["x"].values, ref.x)
-        np.testing.assert_array_equal(ds["t"].values, ref.t)
+        np.testing.assert_array_equal(ds["time"].values, ref.t)  # a coordinate (tests/io/test_io_netcdf.py)
         assert ds.attrs["status"] == "complete"
 
 
