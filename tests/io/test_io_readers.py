@@ -320,3 +320,20 @@ def test_author_setting_default_env_and_refusals(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="SDE_TOOLKIT_AUTHOR"):
         st.simulate(sde, np.zeros((2, 1)), t1=0.02, dt=0.01, seed=0, out=tmp_path / "b.h5", progress=False)
     assert not (tmp_path / "b.h5").exists() and not (tmp_path / "b.h5.partial").exists()
+
+
+def test_cli_inspect_selects_a_frame_of_a_foreign_file(tmp_path):
+    import subprocess
+
+    from cli_helpers import cli_command
+
+    frames = _pyh5md_file(tmp_path / "other.h5")
+    r = subprocess.run([*cli_command(), "inspect", str(tmp_path / "other.h5"), "--frame", "2"], env=package_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "particles/atoms: 5 frames of 7 particles, dimension 3" in r.stdout
+    assert "frame 2 of 5 in particles/atoms: step 20, time 1.0, shape (7, 3)" in r.stdout
+    assert f"min {frames[2].min(axis=0).tolist()}" in r.stdout
+    r = subprocess.run([*cli_command(), "inspect", str(tmp_path / "other.h5"), "--group", "nope"],
+                       env=package_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no /particles/nope/position; it has atoms" in r.stderr
