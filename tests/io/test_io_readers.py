@@ -337,3 +337,25 @@ def test_cli_inspect_selects_a_frame_of_a_foreign_file(tmp_path):
     r = subprocess.run([*cli_command(), "inspect", str(tmp_path / "other.h5"), "--group", "nope"],
                        env=package_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no /particles/nope/position; it has atoms" in r.stderr
+
+
+def test_fixed_interval_and_time_independent_positions(tmp_path):
+    """H5MD's other two forms: a scalar step/time (fixed interval, with offset) and a position dataset."""
+    frames = np.random.default_rng(6).normal(size=(4, 5, 2))
+    with h5py.File(tmp_path / "lin.h5", "w") as f:
+        f.create_group("h5md").attrs["version"] = np.array([1, 1], dtype=np.int32)
+        pos = f.create_group("particles/p/position")
+        pos.create_dataset("value", data=frames, maxshape=(None, 5, 2))
+        pos["step"] = 10
+        pos["step"].attrs["offset"] = 5
+        pos["time"] = 0.5
+        pos["time"].attrs["offset"] = 1.0
+        f["particles/q/position"] = frames[1]
+    x, info = read_h5md_positions(tmp_path / "lin.h5", group="p", frame=2)
+    np.testing.assert_array_equal(x, frames[2])
+    assert (info["step"], info["time"], info["n_frames"]) == (25, 2.0, 4)
+    x, info = read_h5md_positions(tmp_path / "lin.h5", group="q")
+    np.testing.assert_array_equal(x, frames[1])
+    assert info["n_frames"] == 1 and info["step"] is None
+    with pytest.raises(IndexError, match="time-independent"):
+        read_h5md_positions(tmp_path / "lin.h5", group="q", frame=3)
