@@ -15,8 +15,10 @@ only inside this package, and only when a file is touched.
   H5MD file (ours verified and cut to the committed frames; other programs' as H5MD says).
 * ``summarize(path, verify=True)``: groups, datasets, status, commit record, run attributes and verification
   (digests, checksums) of any HDF5 file.
-* ``export(path, format, out, overwrite=False)``: npz, csv (long format) or NetCDF (optional extra ``netcdf``);
-  never onto its input, never over an existing file without ``overwrite``.
+* ``export(path, format, out, overwrite=False)``: npz, csv (long format) or NetCDF (optional extra ``netcdf``;
+  CF coordinates ``time``, ``path``, ``dim``), and ``"arviz"`` for chains files (ArviZ's ``InferenceData`` as
+  NetCDF); never onto its input, never over an existing file without ``overwrite``. The xarray and ArviZ forms
+  themselves are built in :mod:`.netcdf` (``Trajectory.to_xarray``, ``Chains.to_arviz``).
 * Verification (:mod:`.integrity`): readers check each file's provenance digest and status digest and raise
   :class:`IntegrityError` naming what differs (``force=True`` continues with an :class:`IntegrityWarning`);
   committed data carry fletcher32 checksums, and a failed read raises :class:`ChecksumError` (file, dataset,
