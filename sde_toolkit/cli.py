@@ -4,8 +4,8 @@ Subcommands::
 
     sde-toolkit simulate CONFIG.toml -o RUN.h5 [--overwrite] [--progress/--no-progress]
     sde-toolkit resume RUN.h5 [--overwrite] [--force] [--no-verify]
-    sde-toolkit inspect FILE.h5 [--json] [--force] [--no-verify]
-    sde-toolkit export FILE.h5 --format npz|csv|netcdf -o OUT [--overwrite] [--force]
+    sde-toolkit inspect FILE.h5 [--json] [--force] [--no-verify] [--frame K] [--group NAME]
+    sde-toolkit export FILE.h5 --format npz|csv|netcdf|arviz -o OUT [--overwrite] [--force]
     sde-toolkit run CONFIG.toml [-o OUTDIR]     # when sde_toolkit.runner provides it
     sde-toolkit sweep CONFIG.toml --param sde.kT=0.5,1.0 [--grid | --zip] --replicas R
                 [--workers W | --scheduler ADDRESS] [--shard-paths N] [--overwrite] -o DIR
@@ -77,11 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--force", action="store_true", help="print the summary of a file that fails verification")
     i.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip reading every committed chunk to check its checksum")
+    i.add_argument("--frame", type=int, default=None, metavar="K",
+                   help="also summarize frame K of /particles/<group>/position (any H5MD file; -1: the last)")
+    i.add_argument("--group", default=None, metavar="NAME",
+                   help="the particles group for --frame (default: the only one with positions)")
     i.set_defaults(handler=cmd_inspect)
 
-    e = sub.add_parser("export", help="export a trajectory to npz, csv or netcdf")
+    e = sub.add_parser("export", help="export a trajectory to npz, csv or netcdf, or MCMC chains to arviz")
     e.add_argument("file", type=Path)
-    e.add_argument("--format", required=True, choices=("npz", "csv", "netcdf"))
+    e.add_argument("--format", required=True, choices=("npz", "csv", "netcdf", "arviz"),
+                   help="arviz: a chains file as ArviZ InferenceData (NetCDF; open with arviz.from_netcdf)")
     e.add_argument("-o", "--output", type=Path, required=True)
     e.add_argument("--allow-partial", action="store_true", help="export the committed frames of an incomplete run")
     e.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
@@ -273,6 +278,20 @@ def cmd_inspect(args) -> int:
             print(f"{'  ' * depth}{name}/")
         else:
             print(f"{'  ' * depth}{name}  {tuple(it['shape'])} {it['dtype']}")
+    for name, pg in (info.get("h5md") or {}).get("particles", {}).items():
+        print(f"particles/{name}: {pg['frames']} frames of {pg['n_particles']} particles, "
+              f"dimension {pg.get('dimension')}")
+    if getattr(args, "frame", None) is not None or getattr(args, "group", None) is not None:
+        from .io import read_h5md_positions
+
+        try:
+            x, where = read_h5md_positions(info["file"], group=args.group,
+                                           frame=-1 if args.frame is None else args.frame)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UsageError(f"inspect --group/--frame: {exc.args[0] if exc.args else exc}") from None
+        print(f"frame {where['frame']} of {where['n_frames']} in particles/{where['group']}: step {where['step']}, "
+              f"time {where['time']}, shape {tuple(x.shape)}, mean {[round(float(v), 6) for v in x.mean(axis=0)]}, "
+              f"min {x.min(axis=0).tolist()}, max {x.max(axis=0).tolist()}")
     params = info.get("parameters")
     if params:
         plan = params.get("plan", {})

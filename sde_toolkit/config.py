@@ -256,7 +256,7 @@ INITIAL_SCHEMA = TableSchema(
         "point": {"x": Key(NUM_OR_ARRAY, required=True, check=_finite_check),
                   "n_paths": Key(("integer",), required=True, check=_at_least(1))},
         "file": {"path": Key(("string",), required=True), "frame": Key(("integer",), default=-1),
-                 "n_paths": Key(("integer",), check=_at_least(1))},
+                 "group": Key(("string",)), "n_paths": Key(("integer",), check=_at_least(1))},
     },
     doc="initial states x0 (n_paths, dim)",
 )
@@ -290,6 +290,17 @@ def _check_observables(v) -> str | None:
     return f"unknown observables {bad}; choose from {list(OBSERVABLE_NAMES)}" if bad else None
 
 
+def _check_author(v) -> str | None:
+    """The H5MD author name (``/h5md/author`` ``name``): the writer's own rule, checked at load time."""
+    from .io import resolve_author
+
+    try:
+        resolve_author(v)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 OUTPUT_SCHEMA = TableSchema("output", {
     "path": Key(("string",)),
     "overwrite": Key(("boolean",), default=False),
@@ -303,6 +314,7 @@ OUTPUT_SCHEMA = TableSchema("output", {
     "observables": Key(("array",), default=[], check=_check_observables),
     "histogram_bins": Key(("integer",), default=50, check=_at_least(1)),
     "histogram_range": Key(("array",), check=_check_range),
+    "author": Key(("string",), check=_check_author),
 }, doc="the H5MD file")
 
 TABLE_SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (SDE_SCHEMA, INITIAL_SCHEMA, INTEGRATE_SCHEMA, OUTPUT_SCHEMA)}
@@ -496,20 +508,17 @@ def build_initial(table: Mapping[str, Any], dim: int, seed=0, base_dir: os.PathL
         raise ConfigError(f"file {p} does not exist", "initial", "path")
     if p.suffix == ".npy":
         x = np.load(p, allow_pickle=False)
-    else:
-        from .io import open_run
+    else:  # any H5MD file with /particles/<group>/position: ours (verified, committed frames) or another program's
+        from .io import read_h5md_positions
 
         try:
-            run = open_run(p, allow_partial=True)
+            x, _ = read_h5md_positions(p, group=t.get("group"), frame=t["frame"])
+        except KeyError as exc:
+            raise ConfigError(str(exc.args[0]), "initial", "group") from None
+        except IndexError as exc:
+            raise ConfigError(str(exc), "initial", "frame") from None
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read {p} as .npy or an H5MD trajectory: {exc}", "initial", "path") from None
-        if run.x is None or run.n_committed == 0:
-            raise ConfigError(f"{p} holds no positions", "initial", "path")
-        try:
-            x = run.x[t["frame"]]
-        except IndexError:
-            raise ConfigError(f"frame {t['frame']} out of range ({run.n_committed} frames)", "initial",
-                              "frame") from None
+            raise ConfigError(f"cannot read {p} as .npy or an H5MD file: {exc}", "initial", "path") from None
     try:
         x = _checks.states(x, dim, f"the array in {p}")  # real and finite: a complex file is refused, not cast
     except (TypeError, ValueError) as exc:
@@ -539,7 +548,7 @@ def output_options(table: Mapping[str, Any]) -> dict:
     opts = {"overwrite": bool(t["overwrite"]), "dtype": t["dtype"], "compression": t["compression"],
             "flush_interval": float(t["flush_interval"]), "positions": bool(t["positions"]),
             "observables": list(t["observables"]), "histogram_bins": int(t["histogram_bins"])}
-    for k in ("compression_level", "chunk_frames", "histogram_range"):
+    for k in ("compression_level", "chunk_frames", "histogram_range", "author"):
         if t.get(k) is not None:
             opts[k] = t[k]
     return opts

@@ -89,6 +89,20 @@ class Trajectory:
                              f"read run.observables instead")
         return cls(t=np.asarray(run.t), x=run.x[:], steps=np.asarray(run.steps), meta=meta)
 
+    def to_xarray(self):
+        """The trajectory as an ``xarray.Dataset`` (optional extra ``netcdf``): coordinates ``time`` (the saved
+        times), ``path`` and ``dim`` (indices), variables ``x(time, path, dim)`` and ``step(time)``, CF
+        attributes (units ``"1"``: model time and positions are dimensionless) and the run facts in ``meta``
+        as global attributes. ``ds.to_netcdf(path)`` writes it; see :mod:`sde_toolkit.io.netcdf`.
+
+        Raises:
+            MissingExtraError: xarray is not installed (names the extra).
+        """
+        from ..io.netcdf import trajectory_dataset
+
+        return trajectory_dataset(self.t, np.asarray(self.x), self.steps,
+                                  attrs={k: v for k, v in self.meta.items() if v is not None})
+
     def __repr__(self) -> str:
         return (f"Trajectory(n_save={len(self.t)}, n_paths={self.x.shape[1]}, dim={self.x.shape[2]}, "
                 f"t=[{self.t[0]:.6g}, {self.t[-1]:.6g}], method={self.meta.get('method')!r})")

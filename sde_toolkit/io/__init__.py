@@ -11,10 +11,14 @@ only inside this package, and only when a file is touched.
 * ``open(path, allow_partial=False)``: a lazy :class:`H5MDRun` view (``.t``, ``.x``, ``.config``, ``.plan``,
   ``.status``, ``.n_committed``, ``.observables``, ``.checkpoint()``); raises :class:`IncompleteRunError` on
   incomplete runs. Continuing a killed run is ``sde_toolkit.runs.resume`` (``st.resume``).
+* ``read_h5md_positions(path, group=None, frame=-1)``: one frame of ``/particles/<group>/position`` from any
+  H5MD file (ours verified and cut to the committed frames; other programs' as H5MD says).
 * ``summarize(path, verify=True)``: groups, datasets, status, commit record, run attributes and verification
   (digests, checksums) of any HDF5 file.
-* ``export(path, format, out, overwrite=False)``: npz, csv (long format) or NetCDF (optional extra ``netcdf``);
-  never onto its input, never over an existing file without ``overwrite``.
+* ``export(path, format, out, overwrite=False)``: npz, csv (long format) or NetCDF (optional extra ``netcdf``;
+  CF coordinates ``time``, ``path``, ``dim``), and ``"arviz"`` for chains files (ArviZ's ``InferenceData`` as
+  NetCDF); never onto its input, never over an existing file without ``overwrite``. The xarray and ArviZ forms
+  themselves are built in :mod:`.netcdf` (``Trajectory.to_xarray``, ``Chains.to_arviz``).
 * Verification (:mod:`.integrity`): readers check each file's provenance digest and status digest and raise
   :class:`IntegrityError` naming what differs (``force=True`` continues with an :class:`IntegrityWarning`);
   committed data carry fletcher32 checksums, and a failed read raises :class:`ChecksumError` (file, dataset,
@@ -41,10 +45,13 @@ from .h5md import (
     LazyFrames,
     ResumeError,
     final_path,
+    h5md_particles,
     integrity_problems,
     open_run,
     open_sink,
     partial_path,
+    read_h5md_positions,
+    resolve_author,
     summarize,
 )
 from .integrity import ChecksumError, IntegrityError, IntegrityWarning
@@ -60,6 +67,9 @@ __all__ = [
     "open_run",
     "open_sink",
     "summarize",
+    "read_h5md_positions",
+    "h5md_particles",
+    "resolve_author",
     "export",
     "FORMATS",
     "H5MDRun",

@@ -67,10 +67,10 @@ from .h5md import (
     _now,
     _probe_partial,
     _publish_new,
-    _user_name,
     apply_report,
     checked_read,
     partial_path,
+    write_h5md_header,
 )
 from .integrity import IntegrityReport, check_provenance, overrides_of, seal_attrs, status_digest
 
@@ -212,23 +212,15 @@ class ChainsWriter:
                 raise FileExistsError(f"cannot create {tmp}: HDF5 file lock held by another process ({exc})") from None
             raise
         try:
-            h5 = f.create_group("h5md")
-            h5.attrs["version"] = np.array([1, 1], dtype=np.int32)
-            h5.create_group("author").attrs["name"] = _user_name()
-            creator = h5.create_group("creator")
-            creator.attrs["name"] = "sde_toolkit"
-            creator.attrs["version"] = __version__
-            box = f.create_group(PARTICLES + "/box")
-            box.attrs["dimension"] = np.int32(dim)
-            box.attrs["boundary"] = np.array(["none"] * dim, dtype=h5py.string_dtype())
+            write_h5md_header(f, None, dim, PARTICLES.rsplit("/", 1)[-1])
             chunks = _chunk_shape(n_kept, n_chains, dim, 8, None)
             pos = f.create_group(POSITION)
-            pos.create_dataset("value", shape=(n_kept, n_chains, dim), maxshape=(None, n_chains, dim),
+            pos.create_dataset("value", shape=(0, n_chains, dim), maxshape=(None, n_chains, dim),
                                dtype=np.float64, chunks=chunks, fillvalue=np.nan, **CHECKSUM)
             _axes(pos, n_kept, chunks[0])
             if has_energies:
                 en = f.create_group(ENERGY)
-                en.create_dataset("value", shape=(n_kept, n_chains), maxshape=(None, n_chains), dtype=np.float64,
+                en.create_dataset("value", shape=(0, n_chains), maxshape=(None, n_chains), dtype=np.float64,
                                   chunks=(chunks[0], chunks[1]), fillvalue=np.nan, **CHECKSUM)
                 _axes(en, n_kept, chunks[0])
             g = f.create_group(GROUP)
@@ -293,6 +285,9 @@ class ChainsWriter:
     def _write(self, i0, i1, samples, energies, accepted) -> None:
         steps = self.burn_in + self.thin * np.arange(i0 + 1, i1 + 1, dtype=np.int64)
         times = steps * self.step_size
+        for ds in _series(self._f):  # the datasets hold only committed samples (outside readers see no fill)
+            if ds.shape[0] < i1:
+                ds.resize(i1, axis=0)
         pos = self._f[POSITION]
         pos["value"][i0:i1] = np.asarray(samples, dtype=np.float64)
         pos["step"][i0:i1] = steps
@@ -487,9 +482,9 @@ def check_chains_file(path, f) -> IntegrityReport:
 
 def _axes(group, n: int, chunk: int) -> None:
     kw = {"maxshape": (None,), "chunks": (max(1, min(max(chunk, 64), max(n, 1))),), **CHECKSUM}
-    group.create_dataset("step", shape=(n,), dtype=np.int64, fillvalue=-1, **kw)
-    group.create_dataset("time", shape=(n,), dtype=np.float64, fillvalue=np.nan, **kw)
-    group["time"].attrs["unit"] = "sampler time (step * step_size)"
+    # empty until samples are committed; time = step * step_size, dimensionless (no unit attribute)
+    group.create_dataset("step", shape=(0,), dtype=np.int64, fillvalue=-1, **kw)
+    group.create_dataset("time", shape=(0,), dtype=np.float64, fillvalue=np.nan, **kw)
 
 
 def _series(f) -> list:

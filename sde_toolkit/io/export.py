@@ -1,4 +1,5 @@
-"""Export a trajectory file to npz, csv (long format) or NetCDF (through xarray, optional extra ``netcdf``).
+"""Export a trajectory file to npz, csv (long format) or NetCDF (through xarray, optional extra ``netcdf``), and
+an MCMC chains file to ArviZ's NetCDF form of ``InferenceData`` (optional extra ``arviz``).
 
 npz and csv are written frame by frame (bounded memory); NetCDF goes through an in-memory ``xarray.Dataset``.
 Every format is written to a private temporary file next to the output, removed if anything fails, and renamed
@@ -18,14 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from ._fs import publish
-from .h5md import H5MDRun, _LazyFile, final_path, partial_path
+from .h5md import RUN_GROUP, H5MDRun, _h5py, _LazyFile, final_path, partial_path
+from .netcdf import (
+    NETCDF_EXTRA_HINT,
+    MissingExtraError,
+    chains_inference_data,
+    require_arviz,
+    require_xarray,
+    trajectory_dataset,
+    write_netcdf,
+)
 
-FORMATS = ("npz", "csv", "netcdf")
-NETCDF_EXTRA_HINT = "NetCDF export needs the optional extra 'netcdf': pip install 'sde_toolkit[netcdf]' (xarray, netCDF4)"
-
-
-class MissingExtraError(ImportError):
-    """An optional dependency group (extra) is not installed."""
+FORMATS = ("npz", "csv", "netcdf", "arviz")
+__all__ = ["FORMATS", "MissingExtraError", "NETCDF_EXTRA_HINT", "export"]
 
 
 def export(path, format: str, out, *, allow_partial: bool = False, overwrite: bool = False,
@@ -37,8 +43,11 @@ def export(path, format: str, out, *, allow_partial: bool = False, overwrite: bo
         format: ``"npz"`` (arrays ``t``, ``steps``, ``x`` ``(n_frames, n_paths, dim)``, observables as
             ``obs_<name>``, ``config`` and ``plan`` as JSON text, ``status``), ``"csv"`` (long format, one row
             per frame and path: ``frame,time,path,x0,...,x{d-1}``, values with 17 significant digits), or
-            ``"netcdf"`` (variables ``x(frame, path, coord)``, ``t(frame)``, ``step(frame)``; attributes
-            ``config``, ``plan``, ``status``).
+            ``"netcdf"`` (CF conventions: coordinates ``time``, ``path``, ``dim`` with units; variables
+            ``x(time, path, dim)``, ``step(time)`` and the stored observables; attributes ``config``, ``plan``,
+            ``status``; see :mod:`sde_toolkit.io.netcdf`), or, for an MCMC chains file, ``"arviz"`` (ArviZ's
+            ``InferenceData`` as NetCDF: ``posterior`` ``x(chain, draw, dim)``, ``sample_stats`` ``energy``
+            and ``acceptance_rate``; open it with ``arviz.from_netcdf``).
         out: output path; never the input itself, and an existing file is replaced only with ``overwrite``.
         allow_partial: export the committed frames of an incomplete run.
         overwrite: replace an existing ``out``.
@@ -51,7 +60,8 @@ def export(path, format: str, out, *, allow_partial: bool = False, overwrite: bo
     Raises:
         FileExistsError: ``out`` is the input (same path, its ``.partial`` or final name, or a hard link to it),
             or exists and ``overwrite`` is False. Nothing is written.
-        MissingExtraError: ``"netcdf"`` without xarray/netCDF4 installed (names the extra).
+        MissingExtraError: ``"netcdf"`` without xarray/netCDF4, or ``"arviz"`` without arviz (names the extra).
+        ValueError: ``"arviz"`` on a trajectory, or another format on a chains file (the message says which).
         IncompleteRunError: the run is incomplete and ``allow_partial`` is False.
         IntegrityError: the file failed verification; ``ChecksumError`` when committed frames fail their
             checksum (the temporary output is removed).
@@ -66,8 +76,17 @@ def export(path, format: str, out, *, allow_partial: bool = False, overwrite: bo
         raise FileExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
     if out.is_dir():
         raise IsADirectoryError(f"output {out} is a folder; give a file name")
+    kind = _file_kind(path)
+    if format == "arviz" and kind != "chains":
+        raise ValueError(f"{path}: format 'arviz' exports MCMC chains files (st.mcmc.langevin(..., out=...)); "
+                         "this is a trajectory: use npz, csv or netcdf")
+    if format != "arviz" and kind == "chains":
+        raise ValueError(f"{path} is an MCMC chains file: export it with format 'arviz'")
     if format == "netcdf":
-        _require_xarray()
+        require_xarray()
+    if format == "arviz":
+        require_arviz()
+        return _export_arviz(path, out, allow_partial=allow_partial, overwrite=overwrite, force=force)
     run = H5MDRun(path, allow_partial=allow_partial, force=force)
     if run.x is None and format != "npz":
         raise ValueError(f"{run.path} stores no positions (observables only); export it with format='npz'")
@@ -82,6 +101,48 @@ def export(path, format: str, out, *, allow_partial: bool = False, overwrite: bo
             else:
                 _export_netcdf(run, tmp)
         _refuse_own_input(path, out)  # the input may have been renamed into place meanwhile
+        try:
+            publish(tmp, out, overwrite=overwrite)
+        except FileExistsError:
+            raise FileExistsError(f"{out} appeared while exporting; not replacing it (pass overwrite=True)") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return out
+
+
+def _file_kind(path) -> str:
+    """``"chains"`` (an ``/mcmc`` group), else ``"trajectory"`` (the readers then say what is wrong)."""
+    try:
+        p = _LazyFile._resolve(path)
+    except FileNotFoundError:
+        return "trajectory"
+    h5py = _h5py()
+    if not h5py.is_hdf5(p):
+        raise ValueError(f"{p} is not an HDF5 file")
+    with h5py.File(p, "r") as f:
+        return "chains" if ("mcmc" in f and RUN_GROUP not in f) else "trajectory"
+
+
+def _export_arviz(path, out: Path, *, allow_partial: bool, overwrite: bool, force: bool) -> Path:
+    from .chains import read_chains
+
+    rec = read_chains(path, allow_partial=allow_partial, force=force)
+    idata = chains_inference_data(
+        rec.samples, energies=rec.energies, accepted=rec.accepted, n_sampled_steps=rec.n_steps - rec.burn_in,
+        attrs={"method": rec.method, "step": rec.step, "kT": rec.kT, "gamma": rec.gamma, "n_steps": rec.n_steps,
+               "burn_in": rec.burn_in, "thin": rec.thin, "seed": str(rec.seed.entropy), "backend": rec.backend,
+               "status": rec.status, "source": str(path)})
+    tmp = _private_temporary(out)
+    try:
+        try:
+            idata.to_netcdf(str(tmp))
+        except (ImportError, ValueError) as exc:
+            if "netcdf" in str(exc).lower() or "engine" in str(exc).lower():
+                raise MissingExtraError(f"ArviZ's NetCDF writer needs h5netcdf or netCDF4 ({exc})") from None
+            raise
+        _refuse_own_input(path, out)
         try:
             publish(tmp, out, overwrite=overwrite)
         except FileExistsError:
@@ -121,14 +182,6 @@ def _refuse_own_input(path, out: Path) -> None:
     if same:
         raise FileExistsError(f"refusing to export {resolved} onto itself: {out} is the input file (or the name "
                               "its run is published under); choose another output")
-
-
-def _require_xarray():
-    try:
-        import xarray
-    except ImportError:
-        raise MissingExtraError(NETCDF_EXTRA_HINT) from None
-    return xarray
 
 
 def _npy_header(f, shape, dtype) -> None:
@@ -181,18 +234,9 @@ def _export_csv(run: H5MDRun, tmp: Path, per: int) -> None:
 
 
 def _export_netcdf(run: H5MDRun, tmp: Path) -> None:
-    xr = _require_xarray()
     assert run.x is not None  # export() refuses netcdf for runs without positions
-    x = run.x[:]
-    ds = xr.Dataset(
-        {"x": (("frame", "path", "coord"), x), "t": (("frame",), np.asarray(run.t)),
-         "step": (("frame",), np.asarray(run.steps, dtype=np.int64))},
-        attrs={"config": json.dumps(run.config), "plan": json.dumps(run.plan), "status": run.status,
-               "source": str(run.path), "conventions": "sde_toolkit trajectory export"},
-    )
-    try:
-        ds.to_netcdf(tmp)
-    except (ImportError, ValueError) as exc:
-        if "netCDF4" in str(exc) or "engine" in str(exc).lower():
-            raise MissingExtraError(f"{NETCDF_EXTRA_HINT} ({exc})") from None
-        raise
+    ds = trajectory_dataset(
+        np.asarray(run.t), run.x[:], np.asarray(run.steps, dtype=np.int64),
+        observables={k: v[:] for k, v in run.observables.items()}, edges=run.observable_edges(),
+        attrs={"config": run.config, "plan": run.plan, "status": run.status, "source": str(run.path)})
+    write_netcdf(ds, tmp)

@@ -40,12 +40,12 @@ replaces it. A killed run, or one that fails with any other error, stays at ``<o
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import logging
 import math
 import os
 import time
+import unicodedata
 import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -90,6 +90,9 @@ CHUNK_MAX_FRAME_BYTES = 4 << 20  # frames larger than this are split along paths
 CHUNK_CACHE_BYTES = 8 << 20  # HDF5 raw-data chunk cache per open dataset (bounded memory)
 FILE_FORMAT_VERSION = 2  # of the sde_toolkit conventions inside /parameters/sde_toolkit (2: digests, checksums)
 CHECKSUM = {"fletcher32": True}  # HDF5's checksum filter on every chunked dataset of committed data
+AUTHOR_ENV = "SDE_TOOLKIT_AUTHOR"  # environment setting of the H5MD author name
+DEFAULT_AUTHOR = "sde_toolkit user"  # never the login name: a file may travel further than its writer wants
+MAX_AUTHOR_LENGTH = 256
 
 
 def _h5py():
@@ -240,7 +243,8 @@ class H5MDWriter:
                flush_interval: float = DEFAULT_FLUSH_INTERVAL, dtype: str = "float64",
                compression: str | None = None, compression_level: int | None = None,
                chunk_frames: int | None = None, positions: bool = True, observables=(),
-               histogram_bins: int = 50, histogram_range=None, boundary=None) -> H5MDWriter:
+               histogram_bins: int = 50, histogram_range=None, boundary=None,
+               author: str | None = None) -> H5MDWriter:
         """Create ``<out>.partial`` with the full layout and flush it; see :func:`open_sink`."""
         h5py = _h5py()
         out = Path(out)
@@ -276,6 +280,7 @@ class H5MDWriter:
             raise ValueError(f"unknown observables {bad}; choose from {OBSERVABLE_NAMES}")
         if not positions and not observables:
             raise ValueError("positions=False and no observables: nothing would be stored")
+        author = resolve_author(author)  # a bad name fails here, before any file
         acc = (ObservableAccumulator(observables, int(plan["dim"]), histogram_bins, histogram_range)
                if observables else None)
         if out.exists() and not overwrite:
@@ -298,7 +303,7 @@ class H5MDWriter:
                                dim=int(plan["dim"]), sde=sde, sde_class=sde_class, sde_config=sde_config,
                                config=config, flush_interval=flush_interval, dtype=dt_, compression=compression,
                                compression_level=compression_level, chunk_frames=chunk_frames,
-                               positions=positions, acc=acc, boundary=boundary)
+                               positions=positions, acc=acc, boundary=boundary, author=author)
         except BaseException:
             lock.release()
             raise
@@ -350,8 +355,8 @@ class H5MDWriter:
             observables = tuple(json.loads(g.attrs["observables"]))
             interval = float(g.attrs["flush_interval"]) if flush_interval is None else float(flush_interval)
             for ds in _series_datasets(f):
-                if ds.shape[0] != n_save:
-                    ds.resize(n_save, axis=0)
+                if ds.shape[0] > n_save:
+                    raise ValueError(f"{part}: {ds.name} holds {ds.shape[0]} frames, the run has {n_save}")
             acc = None
             if observables:
                 try:
@@ -405,6 +410,11 @@ class H5MDWriter:
         self.n_written = i1
 
     def _write(self, i0, i1, steps, times, frames) -> None:
+        # datasets hold the frames written so far (outside readers see no fill values); HDF5 stores the new
+        # extent with the frames at the next durable commit
+        for ds in self._series:
+            if ds.shape[0] < i1:
+                ds.resize(i1, axis=0)
         if self.positions:
             self._value[i0:i1] = np.asarray(frames, dtype=self.dtype)
             self._step[i0:i1] = np.asarray(steps, dtype=np.int64)
@@ -576,7 +586,7 @@ class H5MDWriter:
 
 def _create_layout(h5py, part: Path, plan: dict, save_steps, x0, *, n_paths: int, dim: int, sde, sde_class,
                    sde_config, config, flush_interval, dtype, compression, compression_level, chunk_frames,
-                   positions, acc, boundary):
+                   positions, acc, boundary, author):
     """Build the layout under a private name and flush it before it appears as ``<out>.partial`` (a hard link,
     which fails if the name exists): a kill during creation never leaves an unreadable ``.partial``."""
     tmp = part.with_name(f".{part.name}.{os.getpid()}.init")
@@ -588,17 +598,7 @@ def _create_layout(h5py, part: Path, plan: dict, save_steps, x0, *, n_paths: int
         raise
     try:
         n_save = len(save_steps)
-        h5 = f.create_group("h5md")
-        h5.attrs["version"] = np.array([1, 1], dtype=np.int32)
-        author = h5.create_group("author")
-        author.attrs["name"] = _user_name()
-        creator = h5.create_group("creator")
-        creator.attrs["name"] = "sde_toolkit"
-        creator.attrs["version"] = __version__
-        box = f.create_group("particles/all/box")
-        box.attrs["dimension"] = np.int32(dim)
-        bnd = list(boundary) if boundary is not None else ["none"] * dim
-        box.attrs["boundary"] = np.array(bnd, dtype=h5py.string_dtype())
+        write_h5md_header(f, author, dim, "all", boundary)
         comp: dict[str, Any] = dict(CHECKSUM)
         if compression:
             comp["compression"] = compression
@@ -607,7 +607,7 @@ def _create_layout(h5py, part: Path, plan: dict, save_steps, x0, *, n_paths: int
         if positions:
             pos = f.create_group(POSITION)
             chunks = _chunk_shape(n_save, n_paths, dim, dtype.itemsize, chunk_frames)
-            pos.create_dataset("value", shape=(n_save, n_paths, dim), maxshape=(None, n_paths, dim), dtype=dtype,
+            pos.create_dataset("value", shape=(0, n_paths, dim), maxshape=(None, n_paths, dim), dtype=dtype,
                                chunks=chunks, fillvalue=np.nan, **comp)
             _time_series_axes(pos, n_save, chunks[0])
         if acc is not None:
@@ -642,10 +642,10 @@ def _publish_new(tmp: Path, part: Path) -> None:
 
 
 def _time_series_axes(group, n_save: int, chunk: int) -> None:
+    # empty until frames are written; no unit attribute: model time is dimensionless (docs/file-format.md)
     kw = {"maxshape": (None,), "chunks": (max(1, min(max(chunk, 64), max(n_save, 1))),), **CHECKSUM}
-    group.create_dataset("step", shape=(n_save,), dtype=np.int64, fillvalue=-1, **kw)
-    group.create_dataset("time", shape=(n_save,), dtype=np.float64, fillvalue=np.nan, **kw)
-    group["time"].attrs["unit"] = "model time"
+    group.create_dataset("step", shape=(0,), dtype=np.int64, fillvalue=-1, **kw)
+    group.create_dataset("time", shape=(0,), dtype=np.float64, fillvalue=np.nan, **kw)
 
 
 def _series_datasets(f):
@@ -659,11 +659,63 @@ def _series_datasets(f):
     return out
 
 
-def _user_name() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "unknown"
+def fixed_ascii(text: str):
+    """``text`` as an H5MD string: a fixed-length, null-terminated ASCII string (``numpy.bytes_``).
+
+    Accented letters lose their accents (NFKD); other characters outside ASCII become ``?``.
+    """
+    plain = unicodedata.normalize("NFKD", str(text))
+    out = "".join(c if c.isascii() else ("" if unicodedata.combining(c) else "?") for c in plain)
+    return np.bytes_(out.encode("ascii") or b" ")
+
+
+def fixed_ascii_array(texts) -> np.ndarray:
+    """A 1-D array of fixed-length ASCII strings (H5MD's string arrays, e.g. ``box/boundary``)."""
+    items = [bytes(fixed_ascii(t)) for t in texts]
+    width = max([len(b) for b in items] + [1])
+    return np.array(items, dtype=f"S{width}")
+
+
+def resolve_author(author: str | None = None) -> str:
+    """The H5MD author name: ``author`` if given (config ``[output] author``), else the environment setting
+    ``SDE_TOOLKIT_AUTHOR``, else ``"sde_toolkit user"`` (never the login name).
+
+    Raises:
+        TypeError: ``author`` is not a string.
+        ValueError: empty after stripping, longer than 256 characters, or with control characters.
+    """
+    where = "author"
+    if author is None:
+        env = os.environ.get(AUTHOR_ENV)
+        if env is None or not env.strip():
+            return DEFAULT_AUTHOR
+        author, where = env, f"the environment setting {AUTHOR_ENV}"
+    if not isinstance(author, str):
+        raise TypeError(f"{where} must be a string, got {type(author).__name__}")
+    name = author.strip()
+    if not name:
+        raise ValueError(f"{where} is empty; give a name, or leave it unset for {DEFAULT_AUTHOR!r}")
+    if len(name) > MAX_AUTHOR_LENGTH:
+        raise ValueError(f"{where} has {len(name)} characters; at most {MAX_AUTHOR_LENGTH}")
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise ValueError(f"{where} contains control characters: {name!r}")
+    return name
+
+
+def write_h5md_header(f, author: str | None, dim: int, particles: str, boundary=None) -> None:
+    """``/h5md`` (version, author, creator) and ``/particles/<particles>/box`` as H5MD 1.1 asks: integer
+    version and dimension, fixed-length ASCII strings. No ``/h5md/modules``: nothing here uses a module (no
+    unit attributes, since model time and positions are dimensionless; see docs/file-format.md)."""
+    h5 = f.create_group("h5md")
+    h5.attrs["version"] = np.array([1, 1], dtype=np.int32)
+    h5.create_group("author").attrs["name"] = fixed_ascii(resolve_author(author))
+    creator = h5.create_group("creator")
+    creator.attrs["name"] = fixed_ascii("sde_toolkit")
+    creator.attrs["version"] = fixed_ascii(__version__)
+    box = f.create_group(f"particles/{particles}/box")
+    box.attrs["dimension"] = np.int32(dim)
+    bnd = list(boundary) if boundary is not None else ["none"] * dim
+    box.attrs["boundary"] = fixed_ascii_array(bnd)
 
 
 def _now() -> str:
@@ -800,7 +852,7 @@ def open_sink(out, plan: Mapping[str, Any], save_steps, x0, **options: Any) -> H
             ``compression_level``, ``chunk_frames`` (frames per chunk), ``positions`` (store positions,
             default True), ``observables`` (names from :data:`OBSERVABLE_NAMES`), ``histogram_bins``,
             ``histogram_range`` (``(low, high)`` or one pair per coordinate), ``boundary`` (H5MD box boundary
-            per axis).
+            per axis), ``author`` (the H5MD author name; default: :func:`resolve_author`).
 
     Raises:
         FileExistsError: ``out`` exists and ``overwrite`` is False, or ``<out>.partial`` exists (an unfinished
@@ -1076,6 +1128,120 @@ def open_run(path, allow_partial: bool = False, *, force: bool = False) -> H5MDR
 
 
 # ------------------------------------------------------------------------------------------------------------
+# any H5MD file: particle groups and one frame of positions
+# ------------------------------------------------------------------------------------------------------------
+def h5md_particles(f) -> dict:
+    """``{group: {"dimension", "boundary", "frames", "n_particles", "time_dependent"}}`` for every
+    ``/particles/<group>`` of an open H5MD file ``f`` that has a ``position`` element (ours or another
+    program's). ``frames`` counts the frames an outside reader sees (for our files: the committed ones)."""
+    out: dict = {}
+    if "particles" not in f:
+        return out
+    for name, grp in f["particles"].items():
+        if not hasattr(grp, "keys") or "position" not in grp:
+            continue
+        pos = grp["position"]
+        value = pos["value"] if hasattr(pos, "keys") and "value" in pos else pos
+        box = grp["box"] if "box" in grp else None
+        info: dict = {"time_dependent": hasattr(pos, "keys"), "shape": list(value.shape)}
+        info["frames"] = int(value.shape[0]) if info["time_dependent"] and value.ndim >= 1 else 1
+        info["n_particles"] = int(value.shape[-2]) if value.ndim >= 2 else 1
+        if box is not None:
+            if "dimension" in box.attrs:
+                info["dimension"] = int(np.asarray(box.attrs["dimension"]))
+            if "boundary" in box.attrs:
+                info["boundary"] = [str(_attr(b)) if isinstance(b, bytes) else str(b)
+                                    for b in np.atleast_1d(box.attrs["boundary"])]
+        out[name] = info
+    return out
+
+
+def read_h5md_positions(path, group: str | None = None, frame: int = -1) -> tuple[np.ndarray, dict]:
+    """One frame of ``/particles/<group>/position`` from any H5MD file, as float64 ``(n_particles, dim)``.
+
+    Our own trajectory files are opened through :func:`open_run` (digests verified, only committed frames; an
+    incomplete run is read with ``allow_partial``); other programs' files (pyh5md, MDAnalysis, ...) are read as
+    H5MD says: a time-dependent ``position`` group (``value`` ``(n_frames, n_particles, dim)``, ``step``,
+    optional ``time``) or a time-independent ``position`` dataset ``(n_particles, dim)``.
+
+    Args:
+        path: the file.
+        group: the particles group; default: the only one with positions (``all`` for our trajectories).
+        frame: frame index (negative counts from the end; ``-1``: the last frame).
+
+    Returns:
+        ``(x, info)`` with ``info`` = ``{"group", "frame", "n_frames", "step", "time"}`` (``step``/``time`` None
+        for time-independent positions or when not stored).
+
+    Raises:
+        ValueError: not an HDF5 or H5MD file, no particle group with positions, several and no ``group``.
+        KeyError: ``group`` names no particle group with positions (the message lists those there are).
+        IndexError: ``frame`` out of range.
+    """
+    h5py = _h5py()
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no such file: {p}")
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+        raise TypeError(f"frame must be an integer, got {frame!r}")
+    frame = int(frame)
+    if not h5py.is_hdf5(p):
+        raise ValueError(f"{p} is not an HDF5 file")
+    with h5py.File(p, "r") as f:
+        if "h5md" not in f:
+            raise ValueError(f"{p} is not an H5MD file (no /h5md group)")
+        groups = h5md_particles(f)
+        ours = RUN_GROUP in f and "commit" in f[RUN_GROUP]
+    if not groups:
+        raise ValueError(f"{p} has no /particles/<group>/position")
+    if group is None:
+        if len(groups) > 1:
+            raise ValueError(f"{p} has several particle groups with positions ({', '.join(sorted(groups))}); "
+                             "choose one (group = ...)")
+        group = next(iter(groups))
+    if group not in groups:
+        raise KeyError(f"{p} has no /particles/{group}/position; it has {', '.join(sorted(groups))}")
+    if ours and group == "all":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", IncompleteRunWarning)  # the committed frames are what we read
+            run = open_run(p, allow_partial=True)
+        if run.x is None or run.n_committed == 0:
+            raise ValueError(f"{p} holds no committed positions")
+        n = run.n_committed
+        i = frame + n if frame < 0 else frame
+        if not 0 <= i < n:
+            raise IndexError(f"frame {frame} out of range ({n} committed frames)")
+        return (np.asarray(run.x[i], dtype=np.float64),
+                {"group": group, "frame": i, "n_frames": n, "step": int(run.steps[i]), "time": float(run.t[i])})
+    with h5py.File(p, "r") as f:
+        pos = f["particles"][group]["position"]
+        if not hasattr(pos, "keys"):  # time-independent: one (n_particles, dim) array
+            if frame not in (0, -1):
+                raise IndexError(f"frame {frame} out of range: /particles/{group}/position is time-independent")
+            return (checked_read(p, pos, ()).astype(np.float64, copy=False),
+                    {"group": group, "frame": 0, "n_frames": 1, "step": None, "time": None})
+        value = pos["value"]
+        n = int(value.shape[0])
+        i = frame + n if frame < 0 else frame
+        if not 0 <= i < n:
+            raise IndexError(f"frame {frame} out of range ({n} frames)")
+        x = checked_read(p, value, i, i, i + 1).astype(np.float64, copy=False)
+
+        def at(key):
+            if key not in pos:
+                return None
+            ds = pos[key]
+            if ds.shape == ():  # fixed interval: element i is offset + i * interval (H5MD)
+                off = ds.attrs.get("offset", 0)
+                return (off + i * ds[()]).item()
+            return ds[i].item()
+
+        step, t = at("step"), at("time")
+    return x, {"group": group, "frame": i, "n_frames": n, "step": None if step is None else int(step),
+               "time": None if t is None else float(t)}
+
+
+# ------------------------------------------------------------------------------------------------------------
 # checksums: reading committed data
 # ------------------------------------------------------------------------------------------------------------
 def checked_read(path, ds, key, lo: int | None = None, hi: int | None = None, limit: int | None = None,
@@ -1214,6 +1380,8 @@ def summarize(path, verify: bool = True) -> dict:
                 items.append({"path": "/" + name, "kind": "group"})
 
         f.visititems(visit)
+        if "h5md" in f:
+            info["h5md"] = {"version": _attr(f["h5md"].attrs.get("version")), "particles": h5md_particles(f)}
         if RUN_GROUP in f:
             g = f[RUN_GROUP]
             attrs = {k: _attr(v) for k, v in g.attrs.items()}

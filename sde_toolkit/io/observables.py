@@ -69,8 +69,9 @@ class ObservableAccumulator:
         self.sum_m2 = np.zeros(self.dim)
 
     def create(self, f, n_save: int, comp: dict) -> None:
-        """Create the ``/observables`` groups, sized for the whole run (every dataset with HDF5's fletcher32
-        checksum; ``comp`` adds compression to the values)."""
+        """Create the ``/observables`` groups, empty (the writer grows them frame by frame as they are
+        written; every dataset with HDF5's fletcher32 checksum; ``comp`` adds compression to the values).
+        ``n_save`` (frames of the whole run) sets the chunk length."""
         comp = {**comp, "fletcher32": True}
         root = f.require_group("observables")
         for name in self.names:
@@ -84,13 +85,12 @@ class ObservableAccumulator:
             else:
                 shape, dtype, fill = (self.dim,), np.float64, np.nan
             cf = max(1, min(n_save, 64))
-            g.create_dataset("value", shape=(n_save, *shape), maxshape=(None, *shape), dtype=dtype,
+            g.create_dataset("value", shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
                              chunks=(cf, *shape), fillvalue=fill, **comp)
-            g.create_dataset("step", shape=(n_save,), maxshape=(None,), dtype=np.int64, chunks=(cf,), fillvalue=-1,
+            g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(cf,), fillvalue=-1,
                              fletcher32=True)
-            g.create_dataset("time", shape=(n_save,), maxshape=(None,), dtype=np.float64, chunks=(cf,),
+            g.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(cf,),
                              fillvalue=np.nan, fletcher32=True)
-            g["time"].attrs["unit"] = "model time"
             if name == "histogram":
                 assert self.edges is not None
                 g.create_dataset("bin_edges", data=self.edges, chunks=self.edges.shape, fletcher32=True)
@@ -133,11 +133,11 @@ class ObservableAccumulator:
             return
         g = f["observables"].create_group("_moments")
         cf = max(1, min(n_save, 64))
-        g.create_dataset("value", shape=(n_save, 2, self.dim), maxshape=(None, 2, self.dim), dtype=np.float64,
+        g.create_dataset("value", shape=(0, 2, self.dim), maxshape=(None, 2, self.dim), dtype=np.float64,
                          chunks=(cf, 2, self.dim), fillvalue=np.nan, fletcher32=True)
-        g.create_dataset("step", shape=(n_save,), maxshape=(None,), dtype=np.int64, chunks=(cf,), fillvalue=-1,
+        g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(cf,), fillvalue=-1,
                          fletcher32=True)
-        g.create_dataset("time", shape=(n_save,), maxshape=(None,), dtype=np.float64, chunks=(cf,),
+        g.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(cf,),
                          fillvalue=np.nan, fletcher32=True)
         g.attrs["description"] = "per-frame ensemble mean and mean of squares (internal, for exact resume)"
 

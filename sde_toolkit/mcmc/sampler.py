@@ -185,6 +185,24 @@ class Chains:
 
         return write_chains(self.to_record(diagnostics), path, config=config, overwrite=overwrite)
 
+    def to_arviz(self):
+        """The chains as an ``arviz.InferenceData`` (optional extra ``arviz``): ``posterior`` ``x(chain, draw,
+        dim)`` (ArviZ's order; ``samples`` is ``(n_kept, n_chains, dim)``) and ``sample_stats`` ``energy(chain,
+        draw)`` (the potential energy of each kept sample, Potential targets) and ``acceptance_rate(chain)``
+        (MALA); the run's parameters as attributes. ``arviz.ess`` and ``arviz.rhat`` on it agree with
+        :meth:`ess` and :meth:`rhat`. See :mod:`sde_toolkit.io.netcdf`.
+
+        Raises:
+            MissingExtraError: arviz is not installed (names the extra).
+        """
+        from ..io.netcdf import chains_inference_data
+
+        return chains_inference_data(
+            self.samples, energies=self.energies, accepted=self.accepted, n_sampled_steps=self.n_steps - self.burn_in,
+            attrs={"method": self.method, "step": self.step, "kT": self.kT, "gamma": self.gamma,
+                   "n_steps": self.n_steps, "burn_in": self.burn_in, "thin": self.thin,
+                   "seed": str(self.seed.entropy), "backend": self.backend})
+
     def __repr__(self):
         acc = "" if self.accepted is None else f", acceptance_rate={self.acceptance_rate:.3f}"
         return (

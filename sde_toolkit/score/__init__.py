@@ -8,6 +8,15 @@ the probability-flow ODE (:func:`log_likelihood`). Every piece reads the forward
 type.
 """
 
+try:
+    import torch  # noqa: F401  (the score models' one dependency outside the core install)
+except ImportError as exc:  # the lean install: say which extra brings it
+    raise ImportError(
+        'sde_toolkit.score needs PyTorch, which the core install leaves out: pip install "sde_toolkit[score]" '
+        "(without a GPU, the CPU-only wheel is much smaller: "
+        "pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+    ) from exc
+
 from ..sde.diffusion import DDPMSchedule, ScheduleWarning
 from .likelihood import bits_per_dim, exact_divergence, hutchinson_divergence, log_likelihood
 from .losses import ddpm_loss, dsm_loss, eps_from_score

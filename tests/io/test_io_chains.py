@@ -93,8 +93,8 @@ def test_layout_with_plain_h5py(tmp_path):
     n_kept = (RUN["n_steps"] - RUN["burn_in"]) // RUN["thin"]
     with h5py.File(tmp_path / "c.h5", "r") as f:
         assert list(f["h5md"].attrs["version"]) == [1, 1]
-        assert f["h5md/creator"].attrs["name"] == "sde_toolkit"
-        assert f["h5md/creator"].attrs["version"] == st.__version__
+        assert f["h5md/creator"].attrs["name"] == b"sde_toolkit"  # fixed-length ASCII (H5MD)
+        assert f["h5md/creator"].attrs["version"] == st.__version__.encode()
         assert f["particles/chains/box"].attrs["dimension"] == 2
         pos = f["particles/chains/position"]
         assert pos["value"].shape == (n_kept, 70, 2) and pos["value"].dtype == np.float64
