@@ -1,7 +1,7 @@
 """Score-based generative modelling (the only subpackage that imports torch).
 
 Networks (:class:`ScoreMLP`), training by denoising score matching or DDPM's epsilon-loss (:func:`train`),
-scores as objects (:class:`TorchScore`, the exact :class:`GaussianMixtureScore`), one sampling API with four
+scores as objects (:class:`TorchScore`, the exact :class:`GaussianMixtureScore`), one sampling API with seven
 samplers (:func:`sample`; each a :class:`ScoreSampler` method on the integrators' driver) and likelihoods through
 the probability-flow ODE (:func:`log_likelihood`). Every piece reads the forward SDE's declared capabilities
 (``affine_marginal``: ``marginal_coef``, ``affine_coef``, ``prior``, ``T``, ``center``; ``discretizable``), never its
@@ -9,6 +9,8 @@ type.
 """
 
 from ..sde.diffusion import DDPMSchedule, ScheduleWarning
+from .error import SamplerError, sampler_error
+from .fewstep import GRIDS, time_grid
 from .likelihood import bits_per_dim, exact_divergence, hutchinson_divergence, log_likelihood
 from .losses import ddpm_loss, dsm_loss, eps_from_score
 from .networks import ScoreMLP, precondition
@@ -31,6 +33,10 @@ __all__ = [
     "GaussianMixtureScore",
     "sample",
     "METHODS",
+    "GRIDS",
+    "time_grid",
+    "sampler_error",
+    "SamplerError",
     "ScoreSampler",
     "register_sampler",
     "log_likelihood",
