@@ -321,3 +321,21 @@ def test_torch_threads_chosen_and_restored(vp2):
         assert torch.get_num_threads() == 2  # restored after an error too
     finally:
         torch.set_num_threads(1)
+
+
+def test_train_chooses_threads_and_restores_them(vp2):
+    data = np.random.default_rng(0).standard_normal((256, 2))
+    torch.set_num_threads(2)
+    try:
+        res = st.score.train(ScoreMLP(2, hidden=32, depth=2), vp2, data, steps=5, batch_size=32, progress=False)
+        assert res.config["threads"] == 1 and torch.get_num_threads() == 2
+        res = st.score.train(ScoreMLP(2, hidden=32, depth=2), vp2, data, steps=5, batch_size=32, threads=2,
+                             progress=False)
+        assert res.config["threads"] == 2
+        with pytest.raises(ValueError, match="threads"):
+            st.score.train(ScoreMLP(2, hidden=32, depth=2), vp2, data, steps=5, threads=-1)
+        with pytest.raises(ValueError, match="NaN|finite"):
+            st.score.train(ScoreMLP(2, hidden=32, depth=2), vp2, np.full((8, 2), np.nan), steps=5)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
