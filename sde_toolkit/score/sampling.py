@@ -1,4 +1,4 @@
-"""One sampling API, four samplers: ``sample(sde, score, n, method=...)``, all on the one driver.
+"""One sampling API, seven samplers: ``sample(sde, score, n, method=...)``, all on the one driver.
 
 Every sampler starts from the prior at ``T`` (or given ``x_T``) and returns ``(n, dim)`` samples. None of them
 clips samples. Each is a :class:`~sde_toolkit.integrate.methods.Method` object (:mod:`sde_toolkit.score.samplers`,
@@ -36,6 +36,14 @@ Facts per method (``h = (T - eps) / n_steps``; grid ``t_k = T - k h``):
   ``alpha = 1 - beta_i`` of the first-order discretization on 1,000 steps with ``i = round(t (N - 1) / T)``,
   exactly as the reference implementation (score_sde) does; ``alpha = 1`` for VE and OU.
   ``(1 + n_corrector) n_steps`` evaluations (:class:`~sde_toolkit.score.samplers.PredictorCorrector`).
+
+* ``"ddim"``, ``"dpmpp_2m"``, ``"edm"``: the few-step samplers on the SDE's declared Gaussian marginal, each on
+  its own time grid (``grid=``: ``"uniform"``, ``"logsnr"``, ``"karras"``); formulas, evaluations and orders in
+  :mod:`sde_toolkit.score.fewstep` (DDIM: ``n_steps``, order 1, ``eta``; DPM-Solver++(2M): ``n_steps``, order
+  2; EDM Heun: ``2 n_steps``, order 2, ``churn``).
+
+Every driver sampler takes ``grid=`` (the older four through :class:`~sde_toolkit.score.fewstep.OnGrid`, except
+``ancestral``, which keeps its DDPM grid); saved frames carry the grid's times.
 
 ``noise=False`` switches the Brownian increments off in every stochastic sampler (the sampler then applies
 its deterministic affine recursion; used to check moment recursions).
