@@ -1,13 +1,20 @@
-"""Benchmark of the score subsystem (issue 5): quality at a fixed training budget, speed, sampler overhead.
+"""Benchmark of the score subsystem.
 
-For the spiral and eight Gaussians: train our model (ScoreMLP 3 x 128, VP-SDE 0.1..20, DSM, Adam + EMA) and
-the seed's recipe (a plain torch DDPM: MLP on [x, t/T] with ReLU, linear betas 1e-4..0.02 over 1,000 steps,
-epsilon-loss, Adam, no EMA, Algorithm 2 sampler) for the same wall-clock budget; report sliced Wasserstein
-(SW, 256 projections) and MMD^2 (Gaussian kernel, median bandwidth, 2,000-row subsamples) between 10,000
-generated and 10,000 fresh samples, next to the same between two fresh sets (the noise floor). Then time every
-sampler on 10,000 particles x 1,000 steps against 1,000 bare forward passes of the same network.
+Default (issue 13): few-step samplers on the trained networks. For the spiral and eight Gaussians, the network
+of the issue-5 benchmark (ScoreMLP 3 x 128, VP-SDE 0.1..20, DSM, Adam + EMA, lr 2e-3, batch 256), trained for a
+fixed number of steps (the ~60 s budget of issue 5; cached under experiments/output/bench_score/, git-ignored,
+so later runs skip training); then sliced Wasserstein (x noise floor) and wall time of 10,000 samples from
+ancestral at 1,000 steps, the probability-flow ODE with Heun at 100 and at 1,000 evaluations (50 and 500 steps),
+and ddim, dpmpp_2m, edm
+and the stochastic ddim (eta = 1) and edm (churn = 10) at 10, 20 and 50 evaluations; the overhead of each
+sampler over the bare network passes it makes. Deterministic samplers share the prior draw (seed 3), so their
+SW differences are the samplers' and not the draws'. Torch runs with the thread count ``sample`` chooses.
 
-Usage: python experiments/benchmarks/bench_score.py [--budget 60] [--threads 2] [--quick]
+``--compare-training`` runs the issue-5 comparison instead (our model against the seed's DDPM recipe at a
+fixed training budget).
+
+Usage: flock /tmp/bench.lock python experiments/benchmarks/bench_score.py [--dataset spiral|eight_gaussians]
+       [--quick] [--compare-training [--budget 60] [--threads 1]]
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,7 +30,7 @@ from torch import nn
 
 import sde_toolkit as st
 from sde_toolkit.metrics import sliced_wasserstein
-from sde_toolkit.score import ScoreMLP, TorchScore, sample, train
+from sde_toolkit.score import ScoreMLP, TorchScore, load_checkpoint, sample, train
 from sde_toolkit.score.experiments import mmd
 
 N_EVAL = 10_000
@@ -84,7 +92,7 @@ def metrics(x, fresh):
     return sliced_wasserstein(x, fresh), mmd(x, fresh)
 
 
-def main(argv=None):
+def compare_training(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--budget", type=float, default=60.0, help="training seconds per model and dataset")
     p.add_argument("--threads", type=int, default=1, help="torch threads (2 threads on a shared 2-core box spin-wait: ~30x slower)")
@@ -163,5 +171,111 @@ def main(argv=None):
         print(f"| {name} | {nfe} | {el:.2f} | {'-' if name.startswith('bare') else f'{100 * ov:+.0f} %'} |")
 
 
+CACHE = Path(__file__).resolve().parents[1] / "output" / "bench_score"
+TRAIN_STEPS = 14_000  # what the issue-5 benchmark's 60 s budget gave at ~230 steps/s with one thread
+
+
+def trained_net(name: str, sde, quick: bool):
+    """The benchmark network for ``name``, from the cache when it holds one trained with these settings."""
+    steps = 300 if quick else TRAIN_STEPS
+    path = CACHE / f"{name}_{steps}.pt"
+    if path.exists():
+        net, _, cfg = load_checkpoint(path)
+        return net, cfg, True
+    data = st.datasets.load(name, 50_000, seed=0)
+    net = ScoreMLP(2, 128, 3, seed=0)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    res = train(net, sde, data, steps=steps, batch_size=256, lr=2e-3, seed=0, checkpoint=path)
+    return net, {"training": res.config, "seconds": res.seconds}, False
+
+
+SAMPLERS_13 = [  # (label, method, options, evaluations per step)
+    ("ddim", "ddim", {}, 1), ("dpmpp_2m", "dpmpp_2m", {}, 1), ("edm", "edm", {}, 2),
+    ("ddim eta=1", "ddim", {"eta": 1.0}, 1), ("edm churn=10", "edm", {"churn": 10.0}, 2),
+]
+
+
+def few_step(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--dataset", choices=("spiral", "eight_gaussians", "both"), default="both")
+    p.add_argument("--quick", action="store_true", help="tiny training and 100-step baselines (smoke test)")
+    p.add_argument("--train-only", action="store_true", help="train and cache the networks, then stop")
+    a = p.parse_args(argv)
+    sde = st.VPSDE(0.1, 20.0, dim=2)
+    names = ("spiral", "eight_gaussians") if a.dataset == "both" else (a.dataset,)
+    long = 100 if a.quick else 1000
+    for name in names:
+        net, cfg, cached = trained_net(name, sde, a.quick)
+        if a.train_only:
+            print(f"{name}: {'cached' if cached else 'trained'} ({cfg['training']['steps']} steps)")
+            continue
+        score = TorchScore(net, sde)
+        fresh = st.datasets.load(name, N_EVAL, seed=1)
+        floors = [sliced_wasserstein(st.datasets.load(name, N_EVAL, seed=10 + 2 * k),
+                                     st.datasets.load(name, N_EVAL, seed=11 + 2 * k)) for k in range(5)]
+        floor, floor_sd = float(np.mean(floors)), float(np.std(floors, ddof=1))
+        # bare network passes on the same particles: the cost floor of any sampler
+        xb = torch.randn(N_EVAL, 2)
+        tb = torch.full((N_EVAL,), 0.5)
+        info: dict = {}
+        sample(sde, score, 10, method="ddim", n_steps=1, seed=0, info=info)
+        threads = info["threads"]
+        torch.set_num_threads(threads)
+        reps: list[float] = []
+
+        def time_bare(k: int = 5, net=net, xb=xb, tb=tb, reps=reps) -> None:
+            with torch.no_grad():
+                for _ in range(k):
+                    t0 = time.perf_counter()
+                    net(xb, tb)
+                    reps.append(time.perf_counter() - t0)
+
+        time_bare(20)
+        runs = [("ancestral", "ancestral", {}, long), ("probability_flow (Heun)", "probability_flow", {}, 50),
+                ("probability_flow (Heun)", "probability_flow", {}, long // 2)]
+        for label, method, opts, per in SAMPLERS_13:
+            for nfe in (10, 20, 50):
+                runs.append((label, method, opts, nfe // per))
+        rows = []
+        for label, method, opts, ns in runs:
+            info = {}
+            t0 = time.perf_counter()
+            x = sample(sde, score, N_EVAL, method=method, n_steps=ns, seed=3, info=info, progress=False, **opts)
+            el = time.perf_counter() - t0
+            time_bare()  # interleaved with the runs, so load changes on a shared machine hit both alike
+            rows.append([label, ns, info["nfe"], sliced_wasserstein(x, fresh), el])
+        bare = float(np.median(reps))
+        for r in rows:
+            r.append(r[4] / (bare * r[2]) - 1)
+        by = {(r[0], r[2]): r for r in rows}
+        anc = by[("ancestral", long)]
+        pf_long = by[("probability_flow (Heun)", long)]
+        print(f"### {name} (ScoreMLP 3 x 128, {cfg['training']['steps']} DSM steps"
+              f"{', cached' if cached else ''}; torch threads {threads}; {platform.processor() or platform.machine()},"
+              f" torch {torch.__version__}; 10,000 samples; SW floor {floor:.4f} +- {floor_sd:.4f} (sd of 5 pairs);"
+              f" bare pass {1e3 * bare:.1f} ms, median of {len(reps)} interleaved with the runs)\n")
+        print("| sampler | steps | evals | SW | SW / floor | SW / SW(PF 1000 evals) | SW / SW(ancestral 1000) | seconds |"
+              " speed-up vs ancestral 1000 | overhead vs bare passes |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for label, ns, nfe, sw, el, ov in rows:
+            print(f"| {label} | {ns} | {nfe} | {sw:.4f} | {sw / floor:.2f} | {sw / pf_long[3]:.2f} | "
+                  f"{sw / anc[3]:.2f} | {el:.2f} | {anc[4] / el:.1f}x | {100 * ov:+.0f} % |")
+        d20 = by[("dpmpp_2m", 20)]
+        best_stoch = min((by[(lab, n)] for lab in ("ddim eta=1", "edm churn=10") for n in (10, 20, 50)),
+                         key=lambda r: r[3])
+        print(f"\nTargets: dpmpp_2m at 20 evals SW / SW(PF {long} evals) = {d20[3] / pf_long[3]:.2f} (<= 1.10: "
+              f"{'met' if d20[3] <= 1.1 * pf_long[3] else 'NOT met'}), speed-up vs ancestral {long} "
+              f"{anc[4] / d20[4]:.0f}x (>= 30x: {'met' if anc[4] / d20[4] >= 30 else 'NOT met'}); best stochastic "
+              f"<= 50 evals: {best_stoch[0]} at {best_stoch[2]} evals, SW / SW(ancestral) = "
+              f"{best_stoch[3] / anc[3]:.2f} (<= 1.10: {'met' if best_stoch[3] <= 1.1 * anc[3] else 'NOT met'}); "
+              f"largest overhead over bare passes {100 * max(r[5] for r in rows):+.0f} % (<= 30 %: "
+              f"{'met' if max(r[5] for r in rows) <= 0.3 else 'NOT met'}).\n")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if "--compare-training" in sys.argv:
+        compare_training([v for v in sys.argv[1:] if v != "--compare-training"])
+    else:
+        few_step(sys.argv[1:])

@@ -1,7 +1,7 @@
 """Score-based generative modelling (the only subpackage that imports torch).
 
 Networks (:class:`ScoreMLP`), training by denoising score matching or DDPM's epsilon-loss (:func:`train`),
-scores as objects (:class:`TorchScore`, the exact :class:`GaussianMixtureScore`), one sampling API with four
+scores as objects (:class:`TorchScore`, the exact :class:`GaussianMixtureScore`), one sampling API with seven
 samplers (:func:`sample`; each a :class:`ScoreSampler` method on the integrators' driver) and likelihoods through
 the probability-flow ODE (:func:`log_likelihood`). Every piece reads the forward SDE's declared capabilities
 (``affine_marginal``: ``marginal_coef``, ``affine_coef``, ``prior``, ``T``, ``center``; ``discretizable``), never its
@@ -18,6 +18,8 @@ except ImportError as exc:  # the lean install: say which extra brings it
     ) from exc
 
 from ..sde.diffusion import DDPMSchedule, ScheduleWarning
+from .error import SamplerError, sampler_error
+from .fewstep import GRIDS, time_grid
 from .likelihood import bits_per_dim, exact_divergence, hutchinson_divergence, log_likelihood
 from .losses import ddpm_loss, dsm_loss, eps_from_score
 from .networks import ScoreMLP, precondition
@@ -40,6 +42,10 @@ __all__ = [
     "GaussianMixtureScore",
     "sample",
     "METHODS",
+    "GRIDS",
+    "time_grid",
+    "sampler_error",
+    "SamplerError",
     "ScoreSampler",
     "register_sampler",
     "log_likelihood",

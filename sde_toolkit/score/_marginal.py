@@ -16,13 +16,26 @@ import math
 from ..sde.base import SDE
 
 
+def affine_problem(sde) -> str | None:
+    """Why ``sde`` does not declare an isotropic affine marginal (``sde.affine_marginal``), or ``None``."""
+    if not isinstance(sde, SDE):
+        return f"score models need an sde_toolkit SDE, got {type(sde).__name__}"
+    if not sde.affine_marginal:
+        return ("score models need an SDE with an isotropic affine marginal (sde.affine_marginal: VPSDE, "
+                f"VESDE, OrnsteinUhlenbeck with scalar theta and sigma), got {sde!r}")
+    return None
+
+
 def require_affine(sde) -> None:
     """Raise ``TypeError`` unless ``sde`` declares an isotropic affine marginal (``sde.affine_marginal``)."""
-    if not isinstance(sde, SDE):
-        raise TypeError(f"score models need an sde_toolkit SDE, got {type(sde).__name__}")
-    if not sde.affine_marginal:
-        raise TypeError("score models need an SDE with an isotropic affine marginal (sde.affine_marginal: VPSDE, "
-                        f"VESDE, OrnsteinUhlenbeck with scalar theta and sigma), got {sde!r}")
+    why = affine_problem(sde)
+    if why is not None:
+        raise TypeError(why)
+
+
+def has_gaussian_marginal(sde) -> bool:
+    """Whether ``sde`` is an SDE declaring the isotropic affine (Gaussian) marginal the few-step samplers read."""
+    return affine_problem(sde) is None
 
 
 def end_time(sde: SDE, T: float | None = None) -> float:

@@ -70,6 +70,10 @@ class ScoreSampler(Model, Method):
         """``(t0, t1)``: from ``T`` down to ``eps`` by default."""
         return float(T), float(eps)
 
+    def grid_times(self) -> np.ndarray | None:
+        """The sampler's own time of each step ``k = 0 .. n_steps`` (``None``: the driver's uniform grid)."""
+        return None
+
     def evaluations(self, n_steps: int) -> int:
         """Score evaluations of a run of ``n_steps`` steps."""
         return self.nfe_per_step * int(n_steps)

@@ -1,4 +1,4 @@
-"""One sampling API, four samplers: ``sample(sde, score, n, method=...)``, all on the one driver.
+"""One sampling API, seven samplers: ``sample(sde, score, n, method=...)``, all on the one driver.
 
 Every sampler starts from the prior at ``T`` (or given ``x_T``) and returns ``(n, dim)`` samples. None of them
 clips samples. Each is a :class:`~sde_toolkit.integrate.methods.Method` object (:mod:`sde_toolkit.score.samplers`,
@@ -37,6 +37,14 @@ Facts per method (``h = (T - eps) / n_steps``; grid ``t_k = T - k h``):
   exactly as the reference implementation (score_sde) does; ``alpha = 1`` for VE and OU.
   ``(1 + n_corrector) n_steps`` evaluations (:class:`~sde_toolkit.score.samplers.PredictorCorrector`).
 
+* ``"ddim"``, ``"dpmpp_2m"``, ``"edm"``: the few-step samplers on the SDE's declared Gaussian marginal, each on
+  its own time grid (``grid=``: ``"uniform"``, ``"logsnr"``, ``"karras"``); formulas, evaluations and orders in
+  :mod:`sde_toolkit.score.fewstep` (DDIM: ``n_steps``, order 1, ``eta``; DPM-Solver++(2M): ``n_steps``, order
+  2; EDM Heun: ``2 n_steps``, order 2, ``churn``).
+
+Every driver sampler takes ``grid=`` (the older four through :class:`~sde_toolkit.score.fewstep.OnGrid`, except
+``ancestral``, which keeps its DDPM grid); saved frames carry the grid's times.
+
 ``noise=False`` switches the Brownian increments off in every stochastic sampler (the sampler then applies
 its deterministic affine recursion; used to check moment recursions).
 """
@@ -52,10 +60,11 @@ from ..integrate.plan import make_plan
 from ..integrate.simulate import MemorySink, file_result, open_file_sink
 from ..integrate.trajectory import DivergenceError
 from ..sde.registry import try_to_config
-from . import _marginal
+from . import _marginal, _threads
+from .fewstep import GRIDS, MarginalSampler, OnGrid, time_grid
 from .samplers import SAMPLERS, ScoreSampler, get_sampler
 
-METHODS = ("euler_maruyama", "ancestral", "probability_flow", "predictor_corrector")
+METHODS = ("euler_maruyama", "ancestral", "probability_flow", "predictor_corrector", "ddim", "dpmpp_2m", "edm")
 SOLVERS = ("heun", "scipy")
 
 
@@ -75,8 +84,10 @@ def prior_draw(prior, seed: R.Seed, n: int) -> np.ndarray:
 def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int = 1000, seed=None,
            eps: float = 1e-3, T: float | None = None, x_T=None, noise: bool = True, mapping: str = "exact",
            variance: str = "beta", solver: str = "heun", rtol: float = 1e-5, atol: float = 1e-5,
-           snr: float = 0.16, n_corrector: int = 1, progress=False, return_path: bool = False,
-           save_every: int = 1, info: dict | None = None, out=None, overwrite: bool = False):
+           snr: float = 0.16, n_corrector: int = 1, eta: float = 0.0, churn: float = 0.0, s_noise: float = 1.0,
+           grid: str | None = None, rho: float = 7.0, lower_order_final: bool = True, threads: int | None = None,
+           progress=None, return_path: bool = False, save_every: int = 1, info: dict | None = None, out=None,
+           overwrite: bool = False):
     """Draw ``n`` samples of ``p_eps`` (``p_0`` for ``ancestral``) by running time backwards with ``score``.
 
     See the module docstring for each method's formula and facts.
@@ -101,7 +112,19 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
         solver: ``"heun"`` or ``"scipy"`` (``probability_flow``).
         rtol, atol: tolerances of the scipy solver.
         snr, n_corrector: the Langevin corrector (``predictor_corrector``).
-        progress: the driver's progress bar: ``True`` always, ``False`` never (default), ``None`` when the run is
+        eta: DDIM's noise scale (``ddim``: 0 deterministic, 1 the DDPM posterior, i.e. ancestral in law).
+        churn, s_noise: EDM's stochastic churn and noise inflation (``edm``; ``churn=0`` is the deterministic
+            Heun sampler).
+        grid: the time grid, ``"uniform"``, ``"logsnr"`` or ``"karras"`` (``rho``), for every sampler on the
+            driver (``None``: the sampler's default, ``"uniform"`` for ``euler_maruyama``, ``ancestral``,
+            ``probability_flow``, ``predictor_corrector`` and ``ddim``; ``"logsnr"`` for ``dpmpp_2m``;
+            ``"karras"`` for ``edm``). ``ancestral`` runs on its DDPM schedule's uniform grid only (``ddim`` with
+            ``eta=1`` is the same chain on any grid).
+        rho: the exponent of the ``"karras"`` grid (7).
+        lower_order_final: ``dpmpp_2m``'s first-order last step for ``n_steps < 15``.
+        threads: torch intra-op threads while a torch score runs (``None``: chosen by the network's size, see
+            :func:`sde_toolkit.score._threads.choose_threads`); the previous count is restored afterwards.
+        progress: the driver's progress bar: ``True`` always, ``False`` never, ``None`` (default) when the run is
             projected to take over ~2 s.
         return_path: also return ``(t_path, x_path)`` with every ``save_every``-th state, the start and the end.
         save_every: thinning of the path (and of the file).
@@ -124,6 +147,14 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
             ``err.trajectory`` or in ``out``).
     """
     cls = get_sampler(method)
+    if grid is not None and grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS} (or None for the sampler's default), got {grid!r}")
+    if issubclass(cls, MarginalSampler) and not _marginal.has_gaussian_marginal(sde):
+        raise ValueError(f"method={cls.name!r} reads the SDE's Gaussian marginal (affine_marginal: VPSDE, VESDE, "
+                         f"scalar OrnsteinUhlenbeck); {sde!r} declares none")
+    if cls.name == "ancestral" and grid not in (None, "uniform"):
+        raise ValueError(f"ancestral runs on its DDPM schedule's uniform grid, got grid={grid!r}; ddim with eta=1 "
+                         "is the same chain on any grid")
     if solver not in SOLVERS:
         raise ValueError(f"solver must be 'heun' or 'scipy', got {solver!r}")
     scipy_pf = cls.name == "probability_flow" and solver == "scipy"
@@ -132,6 +163,8 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
                          "(use solver='heun')")
     if scipy_pf and return_path:
         raise ValueError("return_path is not available with solver='scipy'")
+    if scipy_pf and grid not in (None, "uniform"):
+        raise ValueError("probability_flow with solver='scipy' is adaptive and takes no grid= (use solver='heun')")
     n = _pos_int(n, "n")
     n_steps = _pos_int(n_steps, "n_steps")
     save_every = _pos_int(save_every, "save_every")
@@ -156,14 +189,19 @@ def sample(sde, score, n: int, *, method: str = "euler_maruyama", n_steps: int =
             raise ValueError(f"x_T contains NaN or inf (first at row {int(bad[0])})")
     info = {} if info is None else info
     info.update(method=cls.name, seed=seed.to_json())
-    if scipy_pf:
-        samples, nfe = _pf_scipy(sde, score, x, T_, eps, rtol, atol)
-        info.update(nfe=nfe, driver="scipy")
-        return samples
-    options = {"mapping": mapping, "variance": variance, "snr": snr, "n_corrector": n_corrector}
-    sampler = cls.from_options(sde, T=T_, eps=eps, n_steps=n_steps, noise=noise, options=options)
-    traj = run_sampler(sampler, sde, score, x, T=T_, eps=eps, n_steps=n_steps, seed=seed, save_every=save_every,
-                       progress=progress, out=out, overwrite=overwrite, info=info)
+    with _threads.torch_threads(score, threads, info):
+        if scipy_pf:
+            samples, nfe = _pf_scipy(sde, score, x, T_, eps, rtol, atol)
+            info.update(nfe=nfe, driver="scipy")
+            return samples
+        options = {"mapping": mapping, "variance": variance, "snr": snr, "n_corrector": n_corrector, "eta": eta,
+                   "churn": churn, "s_noise": s_noise, "grid": grid, "rho": rho,
+                   "lower_order_final": lower_order_final}
+        sampler = cls.from_options(sde, T=T_, eps=eps, n_steps=n_steps, noise=noise, options=options)
+        if grid not in (None, "uniform") and not isinstance(sampler, MarginalSampler):
+            sampler = OnGrid(sampler, time_grid(sde, grid, *sampler.time_grid(sde, T_, eps), n_steps, rho))
+        traj = run_sampler(sampler, sde, score, x, T=T_, eps=eps, n_steps=n_steps, seed=seed,
+                           save_every=save_every, progress=progress, out=out, overwrite=overwrite, info=info)
     samples = np.array(traj.x[-1], dtype=np.float64)
     if return_path:
         return samples, np.asarray(traj.t, dtype=np.float64), np.asarray(traj.x, dtype=np.float64)
@@ -177,10 +215,20 @@ def run_sampler(sampler: ScoreSampler, sde, score, x: np.ndarray, *, T: float, e
     or read back lazily from ``out``)."""
     target = sampler.target(sde, score)
     t0, t1 = sampler.time_grid(sde, T, eps)
+    own = sampler.grid_times()
+    if own is not None:
+        if own.size != n_steps + 1:
+            raise ValueError(f"the sampler's grid has {own.size - 1} steps, n_steps is {n_steps}")
+        k = np.arange(n_steps + 1)
+        if out is not None and not np.array_equal(own[1:-1], t0 + k[1:-1] * ((t1 - t0) / n_steps)):
+            raise ValueError("out= records the driver's uniform time labels; a sampler on a non-uniform grid "
+                             "(grid='logsnr' or 'karras') cannot stream to a file: use grid='uniform' or "
+                             "return_path=True")
     plan = make_plan(target, x, t0=t0, t1=t1, dt=abs(t1 - t0) / n_steps, save_every=save_every, method=sampler,
                      seed=seed, driver="auto" if sampler.fused_face else "batched")
     if info is not None:
-        info.update(nfe=sampler.evaluations(n_steps), driver=plan.driver, sampler=sampler)
+        info.update(nfe=sampler.evaluations(n_steps), driver=plan.driver, sampler=sampler,
+                    grid=None if own is None else own.copy())
     if out is None:
         sink = MemorySink(plan)
     else:
@@ -193,9 +241,16 @@ def run_sampler(sampler: ScoreSampler, sde, score, x: np.ndarray, *, T: float, e
                     desc=f"sample[{sampler.name}]")
     except DivergenceError as err:
         if out is None:
-            err.trajectory = sink.result()
+            err.trajectory = _relabel(sink.result(), own)
         raise
-    return sink.result() if out is None else file_result(sink)
+    return _relabel(sink.result(), own) if out is None else file_result(sink)
+
+
+def _relabel(traj, own):
+    """The trajectory with each frame's time read from the sampler's own grid (non-uniform grids)."""
+    if own is None:
+        return traj
+    return type(traj)(t=own[np.asarray(traj.steps, dtype=np.int64)], x=traj.x, steps=traj.steps, meta=traj.meta)
 
 
 def _pf_scipy(sde, score, x, T, eps, rtol, atol):

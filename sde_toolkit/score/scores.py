@@ -67,6 +67,7 @@ class TorchScore:
     has_numba_face: ClassVar[bool] = False
     has_divergence: ClassVar[bool] = True
     has_logpdf: ClassVar[bool] = False
+    uses_torch: ClassVar[bool] = True  # runs ``net`` (sample() picks torch threads for it)
 
     def __init__(self, net: ScoreMLP, sde, batch_size: int = 65536):
         self.net = net

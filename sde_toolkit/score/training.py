@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from .._progress import Progress
 from ..sde.registry import from_config, to_config, try_to_config
-from . import _marginal
+from . import _marginal, _threads
 from .networks import MarginalCoefTorch, ScoreMLP, build_network, precondition
 
 LOSSES = ("dsm", "ddpm")
@@ -84,8 +84,9 @@ def _clip_grad_norm_(params: list[torch.Tensor], max_norm: float) -> None:
 def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
           loss: str = "dsm", n_steps: int = 1000, mapping: str = "exact", eps: float = 1e-5, T: float | None = None,
           ema_decay: float = 0.999, use_ema: bool = True, grad_clip: float | None = 1.0,
-          device: str | torch.device | None = None, progress: bool = False, loss_file: str | Path | None = None,
-          checkpoint: str | Path | None = None, time_budget: float | None = None) -> TrainResult:
+          device: str | torch.device | None = None, progress: bool | None = None,
+          loss_file: str | Path | None = None, checkpoint: str | Path | None = None,
+          time_budget: float | None = None, threads: int | None = None) -> TrainResult:
     """Train a noise-prediction network by denoising score matching (``loss="dsm"``) or DDPM's epsilon-loss.
 
     ``"dsm"``: ``E |sigma(t) score(x_t, t) + z|^2 = E |eps_theta(c_in x_t, t) - z|^2``, ``t ~ U[eps, T]``, for any
@@ -112,10 +113,15 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
         n_steps, mapping: the DDPM schedule (``loss="ddpm"``).
         eps, T: the DSM time interval.
         device: ``None`` (the network's device), ``"cpu"``, ``"cuda"``, or ``"auto"`` (CUDA when available).
-        progress: show a tqdm bar with the running loss.
+        progress: a tqdm bar with the running loss and steps/s: ``True`` always, ``False`` never, ``None``
+            (default) once training is projected to take over ~2 s.
         loss_file: write ``step,loss`` CSV lines there.
         checkpoint: save the trained network there (``.pt`` state dict plus ``.json`` config).
         time_budget: stop after this many seconds (benchmarks).
+        threads: torch intra-op threads during training (``None``: one for networks below
+            ``_threads.SMALL_PARAMS`` parameters, whose many small kernels only spin-wait on more threads;
+            torch's current count for larger ones); the previous count is restored afterwards, also on errors.
+            The count used is ``result.config["threads"]``.
 
     Raises:
         ValueError: bad ``steps``/``batch_size``/``lr``, ``loss``, data with NaN or of the wrong dim.
@@ -129,6 +135,20 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    if progress not in (True, False, None):
+        raise ValueError(f"progress must be True, False or None, got {progress!r}")
+    tinfo: dict = {}
+    with _threads.torch_threads(net, threads, tinfo):
+        result = _train(net, sde, data, steps=steps, batch_size=batch_size, lr=lr, seed=seed, loss=loss,
+                        n_steps=n_steps, mapping=mapping, eps=eps, T=T, ema_decay=ema_decay, use_ema=use_ema,
+                        grad_clip=grad_clip, device=device, progress=progress, loss_file=loss_file,
+                        checkpoint=checkpoint, time_budget=time_budget)
+    result.config["threads"] = tinfo["threads"]
+    return result
+
+
+def _train(net, sde, data, *, steps, batch_size, lr, seed, loss, n_steps, mapping, eps, T, ema_decay, use_ema,
+           grad_clip, device, progress, loss_file, checkpoint, time_budget) -> TrainResult:
     dim = int(net.dim)
     x_all = _data_tensor(data, dim)
     sde = _marginal.for_dim(sde, dim)
@@ -200,9 +220,9 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
     losses = np.empty(int(steps))
     net.train()
     t_start = time.perf_counter()
-    bar = tqdm(range(int(steps)), disable=not progress, desc="train", leave=False)
+    bar = Progress(int(steps), progress, "train")
     done = 0
-    for k in bar:
+    for k in range(int(steps)):
         idx = torch.randint(0, n_data, (bs,), generator=gen)
         x0 = torch.index_select(x_all, 0, idx if on_cpu else idx.to(dev))
         val = step_loss(x0)
@@ -217,8 +237,9 @@ def train(net: ScoreMLP, sde, data, *, steps: int = 2000, batch_size: int = 256,
             torch._foreach_add_(ema, params, alpha=1.0 - d)
         losses[k] = float(val.detach())
         done = k + 1
-        if progress and k % 50 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[max(0, k - 49):k + 1]):.4f}")
+        bar.update(1)
+        if bar.bar is not None and k % 50 == 0:
+            bar.bar.set_postfix(loss=f"{np.mean(losses[max(0, k - 49):k + 1]):.4f}")
         if time_budget is not None and time.perf_counter() - t_start > time_budget:
             break
     bar.close()
