@@ -159,7 +159,7 @@ def test_double_well_fp_vs_em(tmp_path):
     n = traj.n_paths
     pot = st.potentials.DoubleWell(a=1.0, b=1.0)
     grid = st.Grid(-2.5, 2.5, 200, boundary="reflecting")
-    cmp = st.FokkerPlanck(st.OverdampedLangevin(pot, kT=0.5, dim=1), grid).compare(traj, dt=0.01)  # [fokker_planck] dt
+    cmp = st.FokkerPlanck(st.OverdampedLangevin(pot, kT=0.5, dim=1), grid).compare(traj, dt=0.01)  # FP dt
     assert abs(cmp.l1.max() - fp["l1_max"]) < 1e-12  # the same comparison the experiment reports
     rng = np.random.default_rng(0)
     fp_cells = cmp.p * grid.cell_volume
