@@ -13,7 +13,9 @@ Subcommands::
 Exit codes: 0 success, 1 runtime failure (including a full disk or a file-size limit: the run stops with its
 committed frames kept), 2 usage or config error, 3 diverged, 4 a file failed verification (digest, status or
 checksum; ``--force`` continues and says so), 130 interrupted (SIGINT or SIGTERM; the file keeps every committed
-frame with status "interrupted"). Tracebacks only with ``--debug``.
+frame with status "interrupted"), 141 stdout closed early (``inspect --json | head``: quiet). Tracebacks only
+with ``--debug``. ``simulate`` also takes an experiment config: it uses ``[sde]``, ``[initial]``, ``[integrate]``
+and ``[output]`` and says which experiment tables it ignores.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 from ._version import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTEGRITY, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_BROKEN_PIPE = 141
 
 
 class UsageError(Exception):
@@ -48,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("simulate", help="stream a trajectory into an H5MD file")
-    s.add_argument("config", type=Path, help="TOML config with [sde], [initial], [integrate], [output]")
+    s.add_argument("config", type=Path, help="TOML config with [sde], [initial], [integrate], [output] (an experiment "
+                   "config works too: its other tables are ignored)")
     s.add_argument("-o", "--output", type=Path, default=None, help="output file (default: [output] path)")
     s.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output file")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -203,12 +207,61 @@ def _err(msg: str) -> None:
     print(f"sde-toolkit: error: {msg}", file=sys.stderr)
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _require_hdf5(path: Path) -> None:
+    """Refuse a file that is not HDF5 before h5py sees it (``not an HDF5 file: PATH``). The signature sits at
+    byte 0, 512, 1024, 2048, ... (a user block may precede it). ``RUN.h5`` may stand for ``RUN.h5.partial``."""
+    p = Path(path)
+    if not p.exists() and Path(f"{p}.partial").exists():
+        p = Path(f"{p}.partial")
+    if not p.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if p.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not an HDF5 file")
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        offset = 0
+        while offset + len(HDF5_SIGNATURE) <= size:
+            fh.seek(offset)
+            if fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return
+            offset = 512 if offset == 0 else 2 * offset
+    raise UsageError(f"not an HDF5 file: {p}")
+
+
+def _simulation_config(path: Path):
+    """The ``[sde]``, ``[initial]``, ``[integrate]`` and ``[output]`` tables of a simulation or experiment config.
+
+    Every table is validated (an unknown table or key is refused as always); the tables only ``sde-toolkit run``
+    uses (``[experiment]``, ``[analysis]``, ``[fokker_planck]``, ...) are then set aside with a note on stderr.
+    """
+    from .config import SIMULATION_TABLES, Config, load_config
+
+    with contextlib.suppress(ImportError):  # the experiment tables, so that experiment configs validate
+        from .runner._schemas import register_tables
+
+        register_tables()
+    full = load_config(path)
+    missing = [t for t in ("sde", "initial", "integrate") if t not in full]
+    if missing:
+        kind = full.get("experiment", {}).get("kind")
+        what = f"an experiment of kind {kind!r}" if kind else "not a simulation config"
+        raise UsageError(f"{path} has no {', '.join(f'[{t}]' for t in missing)} table: {what}; "
+                         f"run it with `sde-toolkit run {path}`")
+    ignored = [t for t in full.tables if t not in SIMULATION_TABLES]
+    if ignored:
+        print(f"sde-toolkit: note: simulate uses [sde], [initial], [integrate] and [output]; ignoring "
+              f"{', '.join(f'[{t}]' for t in ignored)} (read by `sde-toolkit run`)", file=sys.stderr)
+    return Config({k: v for k, v in full.tables.items() if k in SIMULATION_TABLES}, full.source)
+
+
 def cmd_simulate(args) -> int:
-    from .config import SIMULATION_TABLES, load_config
     from .integrate import simulate
     from .runs import prepare_simulation
 
-    cfg = load_config(args.config, allowed_tables=SIMULATION_TABLES, required_tables=("sde", "initial", "integrate"))
+    cfg = _simulation_config(args.config)
     job = prepare_simulation(cfg, out=args.output, overwrite=args.overwrite)
     if job.out is None:
         raise UsageError("no output file: pass -o RUN.h5 or set [output] path")
@@ -232,6 +285,7 @@ def cmd_simulate(args) -> int:
 def cmd_resume(args) -> int:
     from .runs import resume
 
+    _require_hdf5(args.file)
     start = time.perf_counter()
     traj = resume(args.file, progress=args.progress, threads=args.threads, flush_interval=args.flush_interval,
                   overwrite=args.overwrite, force=args.force, verify=args.verify)
@@ -251,6 +305,7 @@ def summarize(path: Path, verify: bool = True) -> dict:
 def cmd_inspect(args) -> int:
     from .io import IntegrityError, integrity_problems
 
+    _require_hdf5(args.file)
     info = summarize(args.file, verify=getattr(args, "verify", True))
     problems = integrity_problems(info)
     if problems and not getattr(args, "force", False):
@@ -306,6 +361,7 @@ def cmd_inspect(args) -> int:
 def cmd_export(args) -> int:
     from .io import export
 
+    _require_hdf5(args.file)
     out = export(args.file, args.format, args.output, allow_partial=args.allow_partial, overwrite=args.overwrite,
                  force=args.force)
     print(f"wrote {out}")
@@ -323,6 +379,29 @@ def _classify(exc: BaseException) -> int:
     if io is not None and isinstance(exc, (io.IncompleteRunError, io.ResumeError, io.MissingExtraError)):
         return EXIT_USAGE
     return EXIT_FAILURE
+
+
+def _message(exc: BaseException, args) -> str:
+    """The error text for the terminal: Python keyword advice becomes the CLI flag that does the same."""
+    msg = str(exc) or type(exc).__name__
+    if "allow_partial=True" in msg:
+        if getattr(args, "command", None) == "export":
+            msg = msg.replace("pass allow_partial=True", "pass --allow-partial").replace(
+                "allow_partial=True", "--allow-partial")
+        else:
+            msg = msg.replace("pass allow_partial=True", "export them with `sde-toolkit export FILE --allow-partial`")
+    return msg
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (``inspect --json | head``): no message, no flush error at exit (Python
+    docs, "Note on SIGPIPE": point stdout at devnull). Exit code 141, as for a process ended by SIGPIPE."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,7 +425,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with _stop_signals():
-            return int(handler(args) or 0)
+            code = int(handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except KeyboardInterrupt:
         if args.debug:
             traceback.print_exc()
@@ -357,12 +440,12 @@ def main(argv: list[str] | None = None) -> int:
     except DivergenceError as exc:
         if args.debug:
             traceback.print_exc()
-        _err(f"diverged: {exc}")
+        _err(f"diverged: {_message(exc, args)}")
         return EXIT_DIVERGED
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: message, exit code, traceback only with --debug
         if args.debug:
             traceback.print_exc()
-        _err(str(exc) or type(exc).__name__)
+        _err(_message(exc, args))
         return _classify(exc)
 
 

@@ -58,22 +58,30 @@ def histogram_snapshots(t, x, path, *, n_snapshots=6, density=None, bins=100, ti
         if density is not None:
             ax.plot(density[0], density[1], "k-", lw=1)
         ax.set_title(f"t = {t[i]:.3g}", fontsize=9)
+        ax.set_xlabel("x_0")
         ax.set_yticks([])
+    axes[0].set_ylabel("density")
     fig.suptitle(title)
     return _save(fig, path)
 
 
-def moments_over_time(t, mean, var, path, *, exact=None, title=""):
-    """Ensemble mean and variance against time, with optional exact curves ``exact=(mean, var)``."""
+def moments_over_time(t, mean, var, path, *, exact=None, stationary=None, title=""):
+    """Ensemble mean and variance against time; ``exact=(mean, var)`` arrays are drawn dashed on top,
+    ``stationary=(mean, var)`` numbers as dotted horizontal lines. The legend names only what is drawn."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    axes[0].plot(t, mean, label="ensemble")
-    axes[1].plot(t, var, label="ensemble")
+    axes[0].plot(t, mean, color="C0", lw=2.5, alpha=0.6, label="ensemble")
+    axes[1].plot(t, var, color="C0", lw=2.5, alpha=0.6, label="ensemble")
     if exact is not None:
-        axes[0].plot(t, exact[0], "k--", label="exact")
-        axes[1].plot(t, exact[1], "k--", label="exact")
+        axes[0].plot(t, exact[0], "k--", lw=1.2, label="exact marginal")
+        axes[1].plot(t, exact[1], "k--", lw=1.2, label="exact marginal")
+    if stationary is not None:
+        axes[0].axhline(stationary[0], color="k", ls=":", lw=1.2, label="stationary value")
+        axes[1].axhline(stationary[1], color="k", ls=":", lw=1.2, label="stationary value")
     axes[0].set_title("mean")
     axes[1].set_title("variance")
+    axes[0].set_ylabel("E[x_0(t)]")
+    axes[1].set_ylabel("Var[x_0(t)]")
     for ax in axes:
         ax.set_xlabel("t")
         ax.legend(fontsize=8)
@@ -91,6 +99,8 @@ def scatter_2d(samples_dict, path, *, title="", lim=None, max_points=5000):
         s = np.asarray(s)[:max_points]
         ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.5)
         ax.set_title(name, fontsize=9)
+        ax.set_xlabel("x_0")
+        ax.set_ylabel("x_1")
         if lim is not None:
             ax.set_xlim(lim[0])
             ax.set_ylim(lim[1])

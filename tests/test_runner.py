@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,7 +106,9 @@ def test_seed_langevin(tmp_path):
     assert set(methods) == {"euler_maruyama", "leimkuhler_matthews"}
     assert methods["leimkuhler_matthews"]["passed"] and not methods["euler_maruyama"]["passed"]
     assert methods["leimkuhler_matthews"]["tv"] < 0.5 * methods["euler_maruyama"]["tv"]
-    assert any("leimkuhler_matthews: PASSED" in line for line in res.headline)
+    assert any(line.startswith("leimkuhler_matthews at dt = 0.05: stationary-law check PASSED (histogram TV")
+               for line in res.headline), res.headline
+    assert any(line.startswith("euler_maruyama at dt = 0.05: stationary-law check FAILED") for line in res.headline)
     assert (tmp_path / "out" / "figures" / "methods.png").exists()
     assert (tmp_path / "out" / "seed_langevin.h5").exists()
 
@@ -156,7 +159,7 @@ def test_double_well_fp_vs_em(tmp_path):
     n = traj.n_paths
     pot = st.potentials.DoubleWell(a=1.0, b=1.0)
     grid = st.Grid(-2.5, 2.5, 200, boundary="reflecting")
-    cmp = st.FokkerPlanck(st.OverdampedLangevin(pot, kT=0.5, dim=1), grid).compare(traj)
+    cmp = st.FokkerPlanck(st.OverdampedLangevin(pot, kT=0.5, dim=1), grid).compare(traj, dt=0.01)  # FP dt
     assert abs(cmp.l1.max() - fp["l1_max"]) < 1e-12  # the same comparison the experiment reports
     rng = np.random.default_rng(0)
     fp_cells = cmp.p * grid.cell_volume
@@ -239,20 +242,84 @@ def test_kind_required_without_simulation_tables(tmp_path):
         run_experiment(cfg, tmp_path / "o")
 
 
+SMALL_OU = (
+    '[sde]\ntype = "ornstein_uhlenbeck"\ntheta = 1.0\nsigma = 1.0\n'
+    '[initial]\ndistribution = "point"\nx = 1.0\nn_paths = 2000\n'
+    '[integrate]\nmethod = "exact"\ndt = 0.1\nt1 = 10.0\nseed = 0\n'  # e^-10: the stationary law
+    '[output]\npath = "{path}"\n'
+)
+
+
+def _no_nan(name):
+    raise ValueError(f"metrics.json is not strict JSON: {name}")
+
+
 def test_run_cli_prints_report_location(tmp_path):
     cfg = tmp_path / "small.toml"
-    cfg.write_text(
-        '[sde]\ntype = "ornstein_uhlenbeck"\ntheta = 1.0\nsigma = 1.0\n'
-        '[initial]\ndistribution = "point"\nx = 1.0\nn_paths = 2000\n'
-        '[integrate]\nmethod = "exact"\ndt = 0.1\nt1 = 10.0\nseed = 0\n'  # e^-10: the stationary law
-        '[output]\npath = "ou.h5"\n'
-    )
+    cfg.write_text(SMALL_OU.format(path="ou.h5"))
     r = subprocess.run([sys.executable, "-m", "sde_toolkit.cli", "run", str(cfg), "-o", str(tmp_path / "o"),
                         "--no-progress"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "report:" in r.stdout and str(tmp_path / "o" / "report.md") in r.stdout
-    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text(), parse_constant=_no_nan)
     assert m["stationary"]["passed"]
+    # the verdicts, each with the number behind it, in the terminal
+    assert "result:  exact at dt = 0.1: stationary-law check PASSED (histogram TV " in r.stdout
+    assert f"< threshold {m['stationary']['tv_threshold']:.4f})" in r.stdout
+    assert "result:  exact moments: ensemble mean of x[0] within" in r.stdout
+    # a rerun into the same folder is refused (no silent suffix), --overwrite writes into it
+    r2 = subprocess.run([sys.executable, "-m", "sde_toolkit.cli", "run", str(cfg), "-o", str(tmp_path / "o"),
+                         "--no-progress"], capture_output=True, text=True)
+    assert r2.returncode == 2 and "--overwrite" in r2.stderr and "Traceback" not in r2.stderr
+    r3 = subprocess.run([sys.executable, "-m", "sde_toolkit.cli", "run", str(cfg), "-o", str(tmp_path / "o"),
+                         "--no-progress", "--overwrite"], capture_output=True, text=True)
+    assert r3.returncode == 0, r3.stderr
+
+
+def test_default_outdir_is_refused_when_it_exists_and_output_path_folder_is_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(SMALL_OU.format(path="data/ou.h5"))
+    res = run_experiment(cfg, progress=False)
+    assert res.outdir == Path("runs") / "small"
+    assert (tmp_path / "runs" / "small" / "data" / "ou.h5").exists()  # [output] path's folder kept in OUTDIR
+    assert res.data == [Path("runs") / "small" / "data" / "ou.h5"]
+    with pytest.raises(ConfigError, match="--overwrite"):
+        run_experiment(cfg, progress=False)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["small"]  # no small-2
+    again = run_experiment(cfg, progress=False, overwrite=True)
+    assert again.outdir == res.outdir
+
+
+def test_metrics_json_is_strict_json_with_null(tmp_path):
+    def nan_metrics(ctx):
+        ctx.metrics["numbers"] = {"missing": float("nan"), "big": np.inf, "arr": np.array([1.0, np.nan]), "ok": 2.5}
+
+    register_experiment("third_party_nan", nan_metrics, replace=True)
+    run_experiment({"experiment": {"kind": "third_party_nan"}}, tmp_path / "o")
+    text = (tmp_path / "o" / "metrics.json").read_text()
+    m = json.loads(text, parse_constant=_no_nan)
+    assert m["numbers"] == {"missing": None, "big": None, "arr": [1.0, None], "ok": 2.5}
+    with pytest.raises(ValueError, match="strict"):  # negative control: the old encoding is refused
+        json.loads(json.dumps({"x": float("nan")}), parse_constant=_no_nan)
+
+
+def test_main_job_prints_its_verdicts(tmp_path):
+    """The README's main job, at 2,000 paths and t1 = 20 (same step, seed and methods): its stdout states the
+    stationary-law verdict of each method with the TV and threshold behind it, and the report says the same."""
+    src = (ROOT / "experiments/configs/seed_langevin.toml").read_text()
+    cfg = tmp_path / "seed_langevin.toml"
+    cfg.write_text(src.replace("n_paths = 20000", "n_paths = 2000").replace("t1 = 50.0", "t1 = 20.0"))
+    r = subprocess.run([sys.executable, "-m", "sde_toolkit.cli", "run", str(cfg), "-o", str(tmp_path / "o"),
+                        "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text(), parse_constant=_no_nan)
+    for method, rep in m["methods"].items():
+        word = "PASSED" if rep["passed"] else "FAILED"
+        line = next(ln for ln in r.stdout.splitlines() if ln.startswith(f"  result:  {method} at dt = 0.05"))
+        assert f"stationary-law check {word} (" in line and "threshold" in line, line
+        assert re.search(r"\d\.\d{4} [<>]=? threshold \d\.\d{4}\)", line), line
+    assert "**Result.**" in (tmp_path / "o" / "report.md").read_text()
 
 
 def _tiny(ctx):

@@ -9,6 +9,11 @@ exp(-V/kT)/Z (Z by quadrature on the same box). py-pde solves the same equation 
 explicit (adaptive), implicit and scipy (BDF) solvers. Then stationary() from 10^3 to 10^6 cells (1-D) and 64^2
 to 1024^2 (2-D); a size is skipped when the previous one predicts more than ~30 s.
 
+``--only compare`` times ``FokkerPlanck.compare(traj)`` (issue 14): the default time march (Crank–Nicolson through
+the saved times, one LU per step size) against the former path, ``expm_multiply`` per saved interval
+(``method="expm"``), and against one ``evolve`` over the same saved times, on the double-well experiment
+(50,000 EM paths, 21 frames, 200 cells) and the seed density (20,000 paths, 101 frames, 2,000 cells).
+
 Every case runs in a fresh subprocess (fork) with a time limit; memory is the peak resident set size of that
 process above its size after imports. Run: ``python experiments/benchmarks/bench_fp.py``; only the
 ``stationary()`` scaling table: ``python experiments/benchmarks/bench_fp.py --only scaling`` (add ``--dims 1`` for
@@ -162,6 +167,63 @@ def case_pypde(dim, solver):
             "min": float(np.nanmin(p))}
 
 
+def _compare_problem(name):
+    """(FokkerPlanck, in-memory trajectory) of a compare() benchmark problem (built outside the timing)."""
+    if name == "double_well":
+        sde = st.OverdampedLangevin(st.potentials.DoubleWell(1.0, 1.0), kT=0.5, dim=1)
+        x0 = -1.0 + 0.15 * np.random.default_rng(2).standard_normal((50_000, 1))
+        traj = st.simulate(sde, x0, t1=4.0, dt=0.002, save_every=100, seed=2, progress=False)
+        return st.FokkerPlanck(sde, st.Grid(-2.5, 2.5, 200)), traj
+    sde = st.OverdampedLangevin(SEED_EXPR, kT=1.0)
+    x0 = np.random.default_rng(0).uniform(-10, 10, (20_000, 1))
+    traj = st.simulate(sde, x0, t1=50.0, dt=0.05, save_every=10, seed=0, progress=False)
+    return st.FokkerPlanck(sde, grid_1d()), traj
+
+
+def case_compare(name, method):
+    fp, traj = _compare_problem(name)
+    t = np.asarray(traj.t)
+    times, l1_ = [], None
+    for _ in range(REPEATS if method != "expm" else 1):
+        t0 = time.perf_counter()
+        cmp = fp.compare(traj, method=method, progress=False)
+        times.append(time.perf_counter() - t0)
+        l1_ = cmp.l1
+    # one evolve over the same saved times at the same step, from the same initial histogram
+    p0 = fp.grid.histogram(np.asarray(traj.x[0]), normalize=True)
+    span = float(t[1] - t[0])
+    dt = span / 16
+    t0 = time.perf_counter()
+    fp.evolve(p0, t0=float(t[0]), t1=float(t[-1]), dt=dt, save_every=16, method="crank_nicolson", progress=False)
+    ev = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(len(t)):
+        fp.grid.histogram(np.asarray(traj.x[i]))
+    hist = time.perf_counter() - t0
+    return {"time": float(np.median(times)), "evolve": ev, "hist": hist, "l1": l1_.tolist(),
+            "floor": cmp.noise_floor.tolist(), "frames": len(t), "paths": traj.n_paths, "cells": fp.grid.size}
+
+
+def compare_table() -> None:
+    print("\n## FokkerPlanck.compare(traj): time march vs expm_multiply per interval (issue 14)\n")
+    print("| problem | frames x paths, cells | compare (new, CN) s | compare (old, expm) s | old / new | "
+          "evolve s | histograms s | new / (evolve + histograms) | max abs L1 diff | final L1 | noise floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, label in (("double_well", "double well (fp_vs_em)"), ("seed", "seed density")):
+        new = run(case_compare, name, "crank_nicolson", timeout=300.0)
+        old = run(case_compare, name, "expm", timeout=300.0)
+        if "skipped" in new:
+            print(f"| {label} | — | — | — | — | — | — | — | — | — | {new['skipped']} |")
+            continue
+        ratio = f"{old['time'] / new['time']:.0f}x" if "skipped" not in old else "—"
+        diff = (f"{np.max(np.abs(np.array(old['l1']) - np.array(new['l1']))):.1e}" if "skipped" not in old
+                else "—")
+        old_s = fmt(old) if "skipped" not in old else old["skipped"]
+        print(f"| {label} | {new['frames']} x {new['paths']:,}, {new['cells']:,} | {fmt(new)} | {old_s} | {ratio} | "
+              f"{fmt(new, 'evolve')} | {fmt(new, 'hist')} | {new['time'] / (new['evolve'] + new['hist']):.2f} | "
+              f"{diff} | {new['l1'][-1]:.4f} | {new['floor'][-1]:.4f} |")
+
+
 # ---------------------------------------------------------------------------------------------- runner
 def _child(q, fn, args):
     try:
@@ -193,18 +255,20 @@ def fmt(r, key="time", spec="{:.3g}"):
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark; ``--only evolve|scaling`` runs one part, ``--dims`` picks the scaling dimensions."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=("evolve", "scaling"), default=None,
-                    help="run only the evolve comparison or only the stationary() scaling table")
+    ap.add_argument("--only", choices=("evolve", "scaling", "compare"), default=None,
+                    help="run only the evolve comparison, the stationary() scaling table or the compare() table")
     ap.add_argument("--dims", type=int, nargs="+", choices=(1, 2), default=[1, 2],
                     help="dimensions of the stationary() scaling table (default: 1 2)")
     args = ap.parse_args(argv)
     # warm the sympy / numba paths so the parent's fork carries them
     st.OverdampedLangevin(SEED_EXPR).drift(np.zeros((1, 1)), 0.0)
     print(f"# Fokker–Planck benchmark (t = {T_END}; medians of {REPEATS} runs unless noted)\n")
-    if args.only != "scaling":
+    if args.only in (None, "evolve"):
         evolve_tables()
-    if args.only != "evolve":
+    if args.only in (None, "scaling"):
         scaling_table(args.dims)
+    if args.only in (None, "compare"):
+        compare_table()
 
 
 def evolve_tables() -> None:

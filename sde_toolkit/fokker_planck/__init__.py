@@ -13,6 +13,7 @@ from .solver import (
     EvolveResult,
     FirstPassageResult,
     FokkerPlanck,
+    histogram_noise_l1,
     read_density,
     relative_entropy,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "bernoulli",
     "chang_cooper_delta",
     "relative_entropy",
+    "histogram_noise_l1",
     "read_density",
     "BOUNDARIES",
     "METHODS",

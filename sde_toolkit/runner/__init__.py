@@ -6,8 +6,12 @@ config has ``[sde]``, ``[initial]`` and ``[integrate]``, as in the seed's Langev
 * ``simulate``, ``fp_vs_em``, ``kramers`` (:mod:`sde_toolkit.runner.simulate`);
 * ``ddpm``, ``mcmc_vs_score`` (:mod:`sde_toolkit.runner.score`, torch; loaded only when such a kind runs).
 
-Every experiment writes into OUTDIR: its data (``*.h5``), ``metrics.json``, ``report.md`` and
-``figures/*.png``, and prints where they are.
+Every experiment writes into OUTDIR (default ``runs/<config name>``): its data (``*.h5``, at ``[output] path``
+relative to OUTDIR when the config sets one, sub-folders kept), ``metrics.json`` (strict JSON: a number that does
+not exist, such as the KS statistic of a method without samples, is ``null``), ``report.md`` and
+``figures/*.png``; it prints its verdicts (the result and the number behind it) and where the files are. An
+OUTDIR that exists and is not empty is refused unless ``overwrite`` (``--overwrite``); then files of the same
+name are replaced and other files are left alone.
 
 More kinds plug in with :func:`register_experiment`; the function receives an :class:`ExperimentContext`::
 
@@ -154,13 +158,7 @@ def _kind(cfg: Config) -> str:
 
 
 def _default_outdir(config_path: Path) -> Path:
-    base = Path("runs") / config_path.stem
-    if not base.exists() or not any(base.iterdir()):
-        return base
-    i = 2
-    while (Path("runs") / f"{config_path.stem}-{i}").exists():
-        i += 1
-    return Path("runs") / f"{config_path.stem}-{i}"
+    return Path("runs") / config_path.stem
 
 
 def run_experiment(config, outdir=None, *, progress=None, overwrite: bool = False) -> ExperimentResult:
@@ -168,16 +166,16 @@ def run_experiment(config, outdir=None, *, progress=None, overwrite: bool = Fals
 
     Args:
         config: path of a TOML config, or the parsed dict.
-        outdir: output folder; default ``runs/<config name>`` (``-2``, ``-3``... when that exists).
-        progress: progress bars (``None`` auto, ``True``/``False``).
-        overwrite: allow writing into an existing non-empty ``outdir``.
+        outdir: output folder; default ``runs/<config name>``.
+        progress: progress bars and stage messages (``None`` auto, ``True``/``False``).
+        overwrite: allow writing into an existing non-empty ``outdir`` (files of the same name are replaced).
 
     Returns:
         :class:`ExperimentResult`.
 
     Raises:
-        ConfigError: an invalid config, an unknown kind, a table the kind needs is missing, or a non-empty
-            ``outdir`` without ``overwrite``.
+        ConfigError: an invalid config, an unknown kind, a table the kind needs is missing, or an existing
+            non-empty ``outdir`` (given or default) without ``overwrite``; all before any work.
     """
     cfg = load_config(config)
     kind = _kind(cfg)
@@ -191,8 +189,11 @@ def run_experiment(config, outdir=None, *, progress=None, overwrite: bool = Fals
     func = exp.load()
     cpath = Path(config) if not isinstance(config, dict) else Path("experiment.toml")
     out = Path(outdir) if outdir is not None else _default_outdir(cpath)
-    if out.exists() and any(out.iterdir()) and not overwrite and outdir is not None:
-        raise ConfigError(f"output folder {out} is not empty; pass --overwrite or choose another -o")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output folder {out} is a file; choose another -o")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"output folder {out} exists and is not empty; pass --overwrite to write into it, or "
+                          "choose another folder with -o")
     out.mkdir(parents=True, exist_ok=True)
     ctx = ExperimentContext(cfg, out, kind, progress)
     start = time.perf_counter()
@@ -202,7 +203,7 @@ def run_experiment(config, outdir=None, *, progress=None, overwrite: bool = Fals
     title = exp_table.get("title") or f"{cpath.stem} ({kind})"
     ctx.metrics["experiment"] = {"kind": kind, "config": str(cpath), "wall_time_s": wall,
                                  "package_version": __version__}
-    (out / "metrics.json").write_text(json.dumps(jsonable(ctx.metrics), indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(jsonable(ctx.metrics), indent=2, allow_nan=False) + "\n")
     cfg_text = Path(config).read_text() if not isinstance(config, dict) else json.dumps(config, indent=2)
     figs = "\n".join(f"![{p.stem}](figures/{p.name})" for p in ctx.figures if p.exists())
     description = exp_table.get("description")
@@ -223,7 +224,8 @@ def add_parser(subparsers):
                                           "and figures/*.png into OUTDIR.")
     p.add_argument("config", help="experiment TOML (see experiments/configs/)")
     p.add_argument("-o", "--output", dest="outdir", default=None, help="output folder (default runs/<config name>)")
-    p.add_argument("--overwrite", action="store_true", help="write into an existing non-empty folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing non-empty folder (replaces files of the same name)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress bars")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress bars")

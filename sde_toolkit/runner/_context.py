@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,9 @@ class ExperimentContext:
         data: data files the experiment wrote (listed by ``sde-toolkit run``).
         headline: one-line verdicts printed in the terminal by ``sde-toolkit run`` (the result and the number
             behind it); add with :meth:`verdict`.
+
+    Stage messages (:meth:`stage`) go to stderr as ``[  12.3 s] training the score network`` unless
+    ``progress`` is ``False``, so a long experiment says what it is doing between its progress bars.
     """
 
     def __init__(self, cfg: Config, outdir: Path, kind: str, progress):
@@ -36,7 +41,14 @@ class ExperimentContext:
         self.figures: list[Path] = []
         self.data: list[Path] = []
         self.headline: list[str] = []
+        self._start = time.perf_counter()
         (outdir / "figures").mkdir(parents=True, exist_ok=True)
+
+    def stage(self, text: str) -> None:
+        """Say on stderr which step starts now, with the elapsed time (silent when ``progress`` is ``False``)."""
+        if self.progress is False:
+            return
+        print(f"[{time.perf_counter() - self._start:7.1f} s] {text}", file=sys.stderr, flush=True)
 
     def verdict(self, text: str) -> None:
         """A one-line result for the terminal (and the top of the report)."""
@@ -72,7 +84,8 @@ def markdown_table(rows: list[dict], cols: list[str] | None = None) -> str:
 
 
 def jsonable(obj):
-    """``obj`` with NumPy values made JSON-able (non-finite floats as text)."""
+    """``obj`` with NumPy values made JSON-able; NaN and infinities become ``None`` (``null``: strict JSON, which
+    ``json.dumps(..., allow_nan=False)`` then accepts)."""
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -81,7 +94,7 @@ def jsonable(obj):
         return jsonable(obj.tolist())
     if isinstance(obj, (np.floating, float)):
         f = float(obj)
-        return f if math.isfinite(f) else str(f)
+        return f if math.isfinite(f) else None
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (np.bool_,)):

@@ -29,6 +29,7 @@ def exp_ddpm(ctx: ExperimentContext) -> None:
     sc = ctx.cfg.get("score", {})
     if sc.get("dataset", "spiral") != "spiral":
         raise ConfigError(f"dataset {sc['dataset']!r}: the ddpm experiment trains on 'spiral'", "score", "dataset")
+    ctx.stage(f"training the DDPM score network ({sc.get('steps', 4000)} steps) and sampling it")
     metrics = run_ddpm_spiral(ctx.outdir, steps=sc.get("steps", 4000), seed=sc.get("seed", 0),
                               n_samples=sc.get("n_samples", 5000), n_sample_steps=sc.get("n_steps", 1000),
                               progress=bool(ctx.progress))
@@ -40,6 +41,7 @@ def exp_ddpm(ctx: ExperimentContext) -> None:
     from ..score import TorchScore, load_checkpoint, sample
 
     net, sde, _ = load_checkpoint(ctx.outdir / "model.pt")
+    ctx.stage("reverse-SDE sampling with the trained network into reverse_sde.h5")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -68,6 +70,14 @@ def exp_ddpm(ctx: ExperimentContext) -> None:
         if p.exists():
             dest = ctx.figure(name)
             p.replace(dest)
+    floor = metrics.get("sliced_wasserstein_noise_floor")
+    if floor:
+        for label, key in (("DDPM ancestral samples", "sliced_wasserstein"),
+                           ("reverse-SDE samples", "reverse_sde_sliced_wasserstein")):
+            if metrics.get(key) is not None:
+                r = metrics[key] / floor
+                ctx.verdict(f"{label}: {'PASSED' if r < 2 else 'FAILED'} (sliced Wasserstein {metrics[key]:.4f} = "
+                            f"{r:.2f} x the noise floor of two fresh data sets {floor:.4f}; threshold 2 x).")
     rows = [{"metric": k, "value": v} for k, v in metrics.items() if isinstance(v, (int, float))]
     ctx.section("DDPM on the spiral",
                 "A VP-SDE (beta 0.1..20) discretized on 1,000 steps is DDPM; the network is trained with the "
@@ -122,13 +132,14 @@ def exp_mcmc_vs_score(ctx: ExperimentContext) -> None:
             rep = validate_stationary(lsde, final, effective_size=n_eff)
             finals[name] = final
             rows.append({"target": tname, "method": name, "KS": rep.ks, "W1": rep.w1, "TV": rep.tv,
-                         "passed": rep.passed, "wall time (s)": wall, "ESS/s": ess_total / max(wall, 1e-9),
+                         "TV threshold": rep.tv_threshold, "passed": rep.passed, "wall time (s)": wall, "ESS/s": ess_total / max(wall, 1e-9),
                          "note": note})
 
         burn = n_steps // 2
         thin = max(1, (n_steps - burn) // 50)
         # ULA and MALA with the exact score (fused Numba kernels)
         for method in ("ula", "mala"):
+            ctx.stage(f"{tname}: {method.upper()} with the exact score, {n_chains} chains x {n_steps} steps")
             ch = langevin(pot, x0, step=step, n_steps=n_steps, method=method, seed=seed + ti, burn_in=burn,
                           thin=thin, progress=ctx.progress, store_energy=False)
             ess = _ess_total(ch)
@@ -137,6 +148,7 @@ def exp_mcmc_vs_score(ctx: ExperimentContext) -> None:
         # a VP-SDE score learned by denoising score matching on exact samples
         vp = VPSDE(0.1, 20.0, dim=dim)
         net = ScoreMLP(dim, hidden=128, depth=3, seed=seed)
+        ctx.stage(f"{tname}: training the VP-SDE score network ({cp['train_steps']} steps)")
         t0 = time.perf_counter()
         train(net, vp, data, steps=int(cp["train_steps"]), batch_size=512, lr=2e-3, seed=seed, progress=bool(ctx.progress))
         train_s = time.perf_counter() - t0
@@ -148,6 +160,7 @@ def exp_mcmc_vs_score(ctx: ExperimentContext) -> None:
         b0, b1 = vp.beta_min, vp.beta_max
         t_small = (-b0 + math.sqrt(b0 * b0 + 2 * (b1 - b0) * B)) / (b1 - b0)
         net_small = ScoreMLP(dim, hidden=128, depth=3, seed=seed + 1)
+        ctx.stage(f"{tname}: training the small-noise score network ({cp['train_steps']} steps)")
         t0 = time.perf_counter()
         train(net_small, vp, data, steps=int(cp["train_steps"]), batch_size=512, lr=2e-3, seed=seed + 1,
               eps=0.5 * t_small, T=2.0 * t_small, progress=bool(ctx.progress))
@@ -157,12 +170,14 @@ def exp_mcmc_vs_score(ctx: ExperimentContext) -> None:
         def learned(x, t_small=t_small, score=score_small):
             return score(x, t_small)
 
+        ctx.stage(f"{tname}: ULA with the learned score")
         ch = langevin(learned, x0, step=step, n_steps=n_steps, method="ula", seed=seed + ti, burn_in=burn,
                       thin=thin, progress=ctx.progress)
         ess = _ess_total(ch)
         record("ULA learned score", ch.final_position, ch.wall_time, ess,
                f"DSM net at noise std {s_small:g} (t = {t_small:.3g}); training {train_small_s:.1f} s")
         # reverse-SDE sampling with the learned score: independent samples
+        ctx.stage(f"{tname}: reverse VP-SDE sampling ({cp['sample_steps']} steps)")
         t0 = time.perf_counter()
         xs = sample(vp, score, n_chains, method="euler_maruyama", n_steps=int(cp["sample_steps"]), seed=seed + ti)
         wall = time.perf_counter() - t0
@@ -181,9 +196,12 @@ def exp_mcmc_vs_score(ctx: ExperimentContext) -> None:
         q = np.exp(stat.logpdf(pts) - stat.log_normalizer()).reshape(grid.shape)
         tv_fp = 0.5 * float(np.abs(p - q).sum() * grid.cell_volume)
         rows.append({"target": tname, "method": "Fokker–Planck stationary()", "KS": float("nan"), "W1": float("nan"),
-                     "TV": tv_fp, "passed": tv_fp < 1e-3, "wall time (s)": fp_wall, "ESS/s": float("nan"),
+                     "TV": tv_fp, "TV threshold": 1e-3, "passed": tv_fp < 1e-3, "wall time (s)": fp_wall, "ESS/s": float("nan"),
                      "note": f"{grid.shape} cells; TV to quadrature density"})
         all_rows += rows
+        for r in rows:
+            ctx.verdict(f"{tname}, {r['method']}: {'PASSED' if r['passed'] else 'FAILED'} (TV {r['TV']:.4f} vs "
+                        f"threshold {r['TV threshold']:.4f}).")
         # figure
         if dim == 1:
             xs_grid = grid.centers[0]
@@ -199,6 +217,8 @@ def exp_mcmc_vs_score(ctx: ExperimentContext) -> None:
                 ax.plot(xs_grid, q, "k-", lw=1, label="exp(-V)/Z")
                 ax.plot(*curves["Fokker–Planck"], "r--", lw=0.8, label="FP stationary")
                 ax.set_title(name, fontsize=8)
+                ax.set_xlabel("x")
+            np.atleast_1d(axes)[0].set_ylabel("density")
             np.atleast_1d(axes)[0].legend(fontsize=7)
             fig.tight_layout()
             fig.savefig(ctx.figure(f"{tname}_histograms"), dpi=120)
@@ -212,7 +232,7 @@ def exp_mcmc_vs_score(ctx: ExperimentContext) -> None:
                 "density: KS, W1 and histogram TV with pass/fail thresholds from each statistic's null law "
                 "(`validate_stationary`). ESS/s counts the effective samples over all chains per second of "
                 "sampling (multi-chain bulk ESS, min over coordinates), excluding compilation and training.\n\n"
-                + markdown_table(all_rows, ["target", "method", "KS", "W1", "TV", "passed", "wall time (s)", "ESS/s", "note"]))
+                + markdown_table(all_rows, ["target", "method", "KS", "W1", "TV", "TV threshold", "passed", "wall time (s)", "ESS/s", "note"]))
     names = [f"{r['target']}: {r['method']}" for r in all_rows if r["method"] != "Fokker–Planck stationary()"]
     vals = [r["TV"] for r in all_rows if r["method"] != "Fokker–Planck stationary()"]
     plotting.bar_table(names, vals, ctx.figure("tv_by_method"), ylabel="histogram TV to exact density",

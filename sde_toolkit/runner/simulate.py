@@ -26,6 +26,19 @@ __all__ = ["exp_simulate", "exp_fp_vs_em", "exp_kramers"]
 
 
 # ---------------------------------------------------------------------------------------------- simulate
+def data_path(ctx: ExperimentContext, name: str) -> Path:
+    """Where the experiment's trajectory goes: ``[output] path`` relative to the experiment folder (its
+    sub-folders kept and created; an absolute path as given), else ``<name>.h5`` in the folder."""
+    cfg = ctx.cfg
+    given = cfg["output"].get("path") if "output" in cfg else None
+    if not given:
+        return ctx.outdir / f"{name}.h5"
+    p = Path(given)
+    out = p if p.is_absolute() else ctx.outdir / p
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def _density_curve(sde, samples_1d=None, n: int = 2001):
     """``(x, p)`` of the normalized stationary density on a plotting range (1-D)."""
     stat = sde.stationary()
@@ -46,9 +59,12 @@ def _run_simulation(ctx: ExperimentContext, *, name: str = "trajectory"):
     from ..integrate import simulate
 
     cfg = ctx.cfg
-    out_name = Path(cfg["output"]["path"]).name if ("output" in cfg and cfg["output"].get("path")) else f"{name}.h5"
-    out = ctx.outdir / out_name
-    job = prepare_simulation(cfg, out=out, overwrite=True)
+    out = data_path(ctx, name)
+    # inside the experiment folder (already refused when non-empty without --overwrite) a file is replaced;
+    # an absolute path elsewhere is never clobbered
+    inside = ctx.outdir.resolve() in out.resolve().parents
+    job = prepare_simulation(cfg, out=out, overwrite=inside)
+    ctx.stage(f"simulating {job.x0.shape[0]} paths with {job.integrate['method']} into {out}")
     start = time.perf_counter()
     traj = simulate(job.sde, job.x0, out=job.out, progress=ctx.progress, config=job.config, **job.integrate,
                     **job.output)
@@ -62,6 +78,19 @@ def _run_simulation(ctx: ExperimentContext, *, name: str = "trajectory"):
         "file": str(job.out),
     }
     return job, traj
+
+
+def stationary_verdict(label: str, rep: dict) -> str:
+    """``"<label>: stationary-law check PASSED (histogram TV 0.0181 < threshold 0.0245)."``; a failed check names
+    the first statistic past its threshold (TV, then KS, then W1) and the chains' mixing when that failed."""
+    if rep["passed"]:
+        return (f"{label}: stationary-law check PASSED (histogram TV {rep['tv']:.4f} < threshold "
+                f"{rep['tv_threshold']:.4f}).")
+    for key, name in (("tv", "histogram TV"), ("ks", "KS"), ("w1", "W1")):
+        if rep.get(key) is not None and rep.get(f"{key}_threshold") is not None and rep[key] > rep[f"{key}_threshold"]:
+            return (f"{label}: stationary-law check FAILED ({name} {rep[key]:.4f} > threshold "
+                    f"{rep[f'{key}_threshold']:.4f}).")
+    return f"{label}: stationary-law check FAILED ({rep.get('mixing_message') or 'see the report'})."
 
 
 def _analyse_stationary(ctx: ExperimentContext, sde, final: np.ndarray, label: str, grid=None) -> dict:
@@ -104,9 +133,27 @@ def exp_simulate(ctx: ExperimentContext) -> None:
         exact = (np.array(ms), np.array(vs))
         err_m = np.abs(mean - exact[0]).max()
         err_v = np.abs(var - exact[1]).max()
-        ctx.metrics["moments"] = {"max_abs_mean_error": float(err_m), "max_abs_var_error": float(err_v)}
-    plotting.moments_over_time(t, mean, var, ctx.figure("moments"), exact=exact,
-                               title="ensemble moments of x[0] (dashed: exact)")
+        # z-score of the ensemble mean at every saved time (standard error from the exact variance)
+        n = traj.n_paths
+        se = np.sqrt(np.maximum(exact[1], 1e-300) / n)
+        z = np.abs(mean - exact[0])[1:] / se[1:] if len(t) > 1 else np.zeros(1)
+        z_max = float(np.max(z))
+        ctx.metrics["moments"] = {"max_abs_mean_error": float(err_m), "max_abs_var_error": float(err_v),
+                                  "max_mean_z": z_max}
+        ctx.verdict(f"exact moments: ensemble mean of x[0] within {z_max:.2f} standard errors of the exact "
+                    f"marginal at every saved time ({'PASSED' if z_max < 5 else 'FAILED'}, threshold 5).")
+    stationary_moments = None
+    if exact is None and sde.dim == 1:
+        try:
+            stat = sde.stationary()
+            m1 = stat.moment(lambda g: g)
+            stationary_moments = (m1, stat.moment(lambda g: (g - m1) ** 2))
+        except (NotImplementedError, ValueError, AttributeError):
+            stationary_moments = None
+    what = "dashed: exact marginal" if exact is not None else (
+        "dotted: stationary values" if stationary_moments is not None else "no closed form for this SDE")
+    plotting.moments_over_time(t, mean, var, ctx.figure("moments"), exact=exact, stationary=stationary_moments,
+                               title=f"ensemble moments of x[0] ({what})")
     stat_ok = True
     try:
         sde.stationary()
@@ -128,13 +175,12 @@ def exp_simulate(ctx: ExperimentContext) -> None:
     if others:
         _compare_methods(ctx, job, final, others, analysis)
     if stat_ok and sde.dim <= 2:
+        ctx.stage("comparing the final states with the stationary law")
         try:
             ctx.metrics["stationary"] = _analyse_stationary(ctx, sde, final, "final states of independent paths")
             rep = ctx.metrics["stationary"]
             if not others:  # with compare_methods the comparison gives one verdict per method
-                ctx.verdict(f"{job.integrate['method']} at dt = {job.integrate['dt']:g}: stationary-law check "
-                            f"{'PASSED' if rep['passed'] else 'FAILED'} (histogram TV {rep['tv']:.4f}, threshold "
-                            f"{rep['tv_threshold']:.4f}).")
+                ctx.verdict(stationary_verdict(f"{job.integrate['method']} at dt = {job.integrate['dt']:g}", rep))
             if not ctx.metrics["stationary"].get("passed", True) and job.integrate["method"] == "euler_maruyama":
                 ctx.section("Why the check can fail", (
                     f"Euler–Maruyama's own stationary law differs from the exact one by O(dt). At dt = "
@@ -159,7 +205,8 @@ def _compare_methods(ctx: ExperimentContext, job, base_final: np.ndarray, others
     walls = {base: ctx.metrics["simulation"]["wall_time_s"]}
     stem = Path(job.out).stem
     for m in others:
-        out = ctx.outdir / f"{stem}_{m}.h5"
+        out = Path(job.out).parent / f"{stem}_{m}.h5"
+        ctx.stage(f"simulating the same ensemble with {m}")
         opts = dict(job.integrate, method=m)
         start = time.perf_counter()
         traj = simulate(sde, job.x0, out=out, progress=ctx.progress, config=job.config, **opts,
@@ -186,9 +233,8 @@ def _compare_methods(ctx: ExperimentContext, job, base_final: np.ndarray, others
         "(xi_k + xi_{k+1})/2, has an O(dt^2) invariant-law bias, so at the same step and cost it reaches the "
         "density within the histogram's noise. The TV threshold is the 1 - alpha quantile of the TV of exact "
         "samples of this size (its null law), so 'passed' means: indistinguishable from exact samples."))
-    for r in rows:
-        ctx.verdict(f"{r['method']}: {'PASSED' if r['passed'] else 'FAILED'} (TV {r['TV']:.4f} vs "
-                    f"{r['TV threshold']:.4f}).")
+    for m in finals:
+        ctx.verdict(stationary_verdict(f"{m} at dt = {dt:g}", reports[m]))
     if sde.dim == 1:
         xs, ps = _density_curve(sde, base_final[:, 0])
         plotting.methods_vs_density(finals, xs, ps, ctx.figure("methods"), bins=analysis.get("bins", 120),
@@ -215,27 +261,43 @@ def exp_fp_vs_em(ctx: ExperimentContext) -> None:
     t = np.asarray(traj.t)
     x = np.asarray(traj.x[:])
     p0 = grid.histogram(x[0], normalize=True)
+    ctx.stage(f"Fokker–Planck on {grid.shape} cells ({fpt['method']}) and comparison with the ensemble")
     start = time.perf_counter()
     dt_fp = fpt.get("dt") or float(t[1] - t[0]) / 4
     res = fp.evolve(p0, t0=float(t[0]), t1=float(t[-1]), dt=dt_fp, save_every=max(1, round((t[1] - t[0]) / dt_fp)),
                     method=fpt["method"], progress=ctx.progress)
     fp_wall = time.perf_counter() - start
-    cmp = fp.compare(traj)
-    ctx.metrics["fokker_planck"] = {"grid": grid.to_dict() if hasattr(grid, "to_dict") else str(grid),
-                                    "dt": dt_fp, "method": fpt["method"], "wall_time_s": fp_wall,
-                                    "l1_max": float(np.max(cmp.l1)), "l1_final": float(cmp.l1[-1]),
-                                    "tv_final": float(cmp.tv[-1])}
-    # finite-sample floor of the histogram L1 (the EM histogram's own noise), for reading the numbers
+    start = time.perf_counter()
+    cmp = fp.compare(traj, dt=dt_fp, progress=ctx.progress)
+    cmp_wall = time.perf_counter() - start
     n = x.shape[1]
     n_cells = int(np.prod(grid.shape))
-    ctx.metrics["fokker_planck"]["histogram_noise_l1_estimate"] = float(math.sqrt(2 * n_cells / (math.pi * n)))
-    rows = [{"t": float(ti), "L1(FP, EM histogram)": float(li), "outside grid": float(oi)}
-            for ti, li, oi in zip(cmp.t, cmp.l1, cmp.outside)]
+    later = slice(1, None) if len(t) > 1 else slice(None)
+    ratio = cmp.l1[later] / np.maximum(cmp.noise_floor[later], 1e-300)
+    i_worst = int(np.argmax(ratio)) + (1 if len(t) > 1 else 0)
+    worst = float(np.max(ratio))
+    ctx.metrics["fokker_planck"] = {"grid": grid.to_dict() if hasattr(grid, "to_dict") else str(grid),
+                                    "dt": dt_fp, "method": fpt["method"], "wall_time_s": fp_wall,
+                                    "compare_wall_time_s": cmp_wall,
+                                    "l1_max": float(np.max(cmp.l1)), "l1_final": float(cmp.l1[-1]),
+                                    "tv_final": float(cmp.tv[-1]),
+                                    "noise_floor_final": float(cmp.noise_floor[-1]),
+                                    "l1_over_noise_floor_max": worst,
+                                    # the equal-cell upper bound of the noise floor, sqrt(2 K / (pi n))
+                                    "histogram_noise_l1_estimate": float(math.sqrt(2 * n_cells / (math.pi * n)))}
+    agree = worst < 1.5
+    ctx.verdict(f"Fokker–Planck vs EM histograms: {'AGREE' if agree else 'DISAGREE'} within sampling noise "
+                f"(largest L1 / noise floor {worst:.2f} at t = {t[i_worst]:.3g}, threshold 1.5; final L1 "
+                f"{cmp.l1[-1]:.4f}, noise floor {cmp.noise_floor[-1]:.4f}).")
+    rows = [{"t": float(ti), "L1(FP, EM histogram)": float(li), "noise floor": float(fi), "outside grid": float(oi)}
+            for ti, li, fi, oi in zip(cmp.t, cmp.l1, cmp.noise_floor, cmp.outside)]
     step = max(1, len(rows) // 10)
     ctx.section("Fokker–Planck vs Euler–Maruyama",
-                f"FP on {grid.shape} cells, {fpt['method']} with dt = {dt_fp:.3g} ({fp_wall:.2f} s); EM with "
-                f"{n} paths. The L1 distance includes the histogram's own sampling noise (about "
-                f"{ctx.metrics['fokker_planck']['histogram_noise_l1_estimate']:.3f} for this many paths and cells).\n\n"
+                f"FP on {grid.shape} cells, {fpt['method']} with dt = {dt_fp:.3g} ({fp_wall:.2f} s; the comparison "
+                f"{cmp_wall:.2f} s); EM with {n} paths. The noise floor is the expected L1 of a histogram of {n} "
+                "exact samples of the FP density (de Moivre's binomial mean absolute deviation, summed over "
+                "cells): an L1 near it means the two agree within the ensemble's sampling noise. The initial "
+                "density is the EM histogram at t0, so L1 is 0 there.\n\n"
                 + markdown_table(rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else [])))
     if grid.dim == 1:
         fig = plot_evolution_1d(res)
@@ -250,7 +312,9 @@ def exp_fp_vs_em(ctx: ExperimentContext) -> None:
             ax.hist(x[i][:, 0], bins=min(150, grid.shape[0]), range=(grid.lower[0], grid.upper[0]), density=True,
                     alpha=0.5, label="EM")
             ax.plot(c, cmp.p[i], "k-", lw=1.2, label="Fokker–Planck")
-            ax.set_title(f"t = {t[i]:.3g}, L1 = {cmp.l1[i]:.3f}", fontsize=9)
+            ax.set_title(f"t = {t[i]:.3g}: L1 {cmp.l1[i]:.3f} (noise {cmp.noise_floor[i]:.3f})", fontsize=9)
+            ax.set_xlabel("x")
+        np.atleast_1d(axes)[0].set_ylabel("density")
         np.atleast_1d(axes)[0].legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(ctx.figure("fp_vs_em"), dpi=120)
@@ -278,11 +342,14 @@ def exp_kramers(ctx: ExperimentContext) -> None:
     n = traj.n_paths
     first = np.full(n, np.nan)
     alive = np.ones(n, dtype=bool)
-    for i in range(len(t)):
-        xi = np.asarray(traj.x[i])[:, 0]
-        hit = alive & (xi >= x_target)
-        first[hit] = t[i]
-        alive &= ~hit
+    ctx.stage(f"first-passage times from the EM paths ({len(t)} frames)")
+    block = max(1, 2**22 // max(n, 1))  # ~32 MB of frames per read
+    for i0 in range(0, len(t), block):
+        xb = np.asarray(traj.x[i0:i0 + block])[:, :, 0]
+        for j in range(xb.shape[0]):
+            hit = alive & (xb[j] >= x_target)
+            first[hit] = t[i0 + j]
+            alive &= ~hit
         if not alive.any():
             break
     censored = int(alive.sum())
@@ -300,6 +367,7 @@ def exp_kramers(ctx: ExperimentContext) -> None:
     lower = kr.get("lower") if kr.get("lower") is not None else -xmin - 2.5 * math.sqrt(max(b, 0.1))
     grid = Grid(lower, x_target, kr.get("n_cells", 800), boundary=[("reflecting", "absorbing")])
     fp = FokkerPlanck(sde, grid)
+    ctx.stage("first-passage times: Fokker–Planck adjoint")
     tau = fp.mean_first_passage_time()
     c = grid.centers[0]
     mfpt_fp = float(np.interp(x_start, c, tau))
@@ -315,23 +383,41 @@ def exp_kramers(ctx: ExperimentContext) -> None:
                               "mfpt_kramers": 1 / k_kramers, "censored": censored, "barrier_over_kT": dV / kT,
                               "em_vs_fp_rel": abs(mfpt_em - mfpt_fp) / mfpt_fp,
                               "kramers_vs_fp_rel": abs(1 / k_kramers - mfpt_fp) / mfpt_fp}
+    z = abs(mfpt_em - mfpt_fp) / se_em
+    ctx.verdict(f"mean first-passage time: EM {mfpt_em:.4g} +- {se_em:.2g} vs Fokker–Planck adjoint {mfpt_fp:.4g} "
+                f"({z:.1f} standard errors: {'AGREE' if z < 4 else 'DISAGREE'}, threshold 4); Kramers' formula "
+                f"{1 / k_kramers:.4g} ({100 * abs(1 / k_kramers - mfpt_fp) / mfpt_fp:.0f} % off at dV/kT = "
+                f"{dV / kT:.3g}).")
     ctx.section("Mean first-passage time", f"From x = {x_start:g} to x = {x_target:g} in V = {a:g} (x^2 - {b:g})^2 at "
                 f"kT = {kT:g}, gamma = {gamma:g}.\n\n" + markdown_table(rows))
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    ts = np.linspace(0, t[-1] - t[0], 400)
-    surv_em = np.array([(np.sum(fpt > s) + censored) / n for s in ts])
-    axes[0].semilogy(ts, np.maximum(surv_em, 1.0 / n), label="EM survival")
+    # the empirical survival is a step function that drops at each observed escape; drawn only where it is
+    # positive (log axis), ending at the last escape, or at t1 when paths are still in the well (censored)
+    ev = np.sort(fpt)
+    s_after = (n - np.arange(1, ev.size + 1)) / n  # survival just after the k-th escape
+    st_t = np.concatenate([[0.0], ev])
+    st_s = np.concatenate([[1.0], s_after])
+    pos = st_s > 0
+    st_t, st_s = st_t[pos], st_s[pos]
+    t_end = (t[-1] - t[0]) if censored else (float(ev[-1]) if ev.size else t[-1] - t[0])
+    axes[0].step(np.append(st_t, t_end), np.append(st_s, st_s[-1]), where="post",
+                 label=f"EM survival ({n} paths{f', {censored} not escaped' if censored else ''})")
+    ts = np.linspace(0, t_end, 400)
     axes[0].semilogy(ts, np.exp(-ts / mfpt_fp), "k--", label="exp(-t / MFPT_FP)")
     axes[0].semilogy(ts, np.exp(-ts * k_kramers), "r:", label="exp(-k_Kramers t)")
+    axes[0].set_yscale("log")
+    axes[0].set_ylim(bottom=0.5 * float(st_s.min()))
     axes[0].set_xlabel("t")
+    axes[0].set_ylabel("P(still in the left well)")
     axes[0].set_title("survival in the left well")
     axes[0].legend(fontsize=8)
     axes[1].plot(c, tau, label="FP adjoint MFPT(x)")
     axes[1].axvline(x_start, color="gray", ls=":")
     axes[1].axhline(mfpt_em, color="C1", ls="--", label="EM estimate from x_start")
     axes[1].set_xlabel("x")
+    axes[1].set_ylabel("MFPT to x_target")
     axes[1].set_title("mean first-passage time")
     axes[1].legend(fontsize=8)
     fig.tight_layout()

@@ -214,7 +214,9 @@ class QuadratureTable:
             c = np.cumsum(m.ravel())
             self._sampler = (c / c[-1], m.shape, ax[1] - ax[0], ay[1] - ay[0])
         c, shape, hx, hy = self._sampler
-        # sorted uniforms make the search cache-friendly; the sample's order carries no information
+        # sorted uniforms make the search cache-friendly, but they leave the points ordered by grid cell; a seeded
+        # permutation makes the order exchangeable again (any prefix is a sample of the law, as in 1-D)
         idx = np.minimum(np.searchsorted(c, np.sort(rng.random(n)), side="right"), c.size - 1)
+        idx = idx[rng.permutation(n)]
         i, j = np.unravel_index(idx, shape)
         return np.stack([self.axes[0][i] + rng.random(n) * hx, self.axes[1][j] + rng.random(n) * hy], 1)
