@@ -1,7 +1,7 @@
 """Sweep benchmark (issue 11): the same 8-point sweep on 1 and 2 Dask workers, and the scheduler's per-task
 overhead against the shard's compute.
 
-    flock /tmp/bench.lock python experiments/benchmarks/bench_sweep.py [--paths 20000] [--t1 100] [--reps 2]
+    flock /tmp/bench.lock python experiments/benchmarks/bench_sweep.py [--paths 20000] [--t1 80] [--reps 2]
 
 One run measures, on this machine and in the same process:
 
@@ -65,7 +65,7 @@ def _shards(d: Path) -> dict[str, bytes]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--paths", type=int, default=20_000)
-    ap.add_argument("--t1", type=float, default=100.0)
+    ap.add_argument("--t1", type=float, default=80.0)
     ap.add_argument("--reps", type=int, default=2)
     a = ap.parse_args(argv)
 
