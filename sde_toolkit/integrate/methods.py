@@ -8,7 +8,9 @@ operation order:
 * :meth:`Method.batched_step` steps a whole ensemble with NumPy (the batched driver, and the reference);
 * :meth:`Method.fused` returns plain functions that the driver (:mod:`sde_toolkit.integrate.driver`) inlines into
   its compiled chunk kernel: ``make_ws(n) -> workspace`` and ``step(x, carry, k, t, h, t_next, z, s, u, ws)``,
-  which advances the chunk ``x`` ``(n, dim)`` in place.
+  which advances the chunk ``x`` ``(n, dim)`` in place. Drifts are evaluated on the whole chunk through the
+  face's ``drift_block`` when the model declares one (a loop LLVM vectorizes across particles), else row by row
+  (:func:`~sde_toolkit.sde.base.rows_block`); both give the same bits.
 
 Noise conventions: ``z`` is ``(n, n_normals)``; methods with ``noise_form = "dw"`` use ``dW = s * z`` (``s =
 sqrt|h|`` for drawn normals, ``s = 1`` when user increments ``dW`` are fed), the others take ``z`` as standard
@@ -28,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..sde.base import SDE
+from ..sde.base import SDE, rows_block
 
 __all__ = [
     "Method",
@@ -141,6 +143,12 @@ def _no_carry(x, carry, t):
     pass
 
 
+def drift_block_of(face, jit):
+    """The face's ``drift_block(X, t, F)`` where the model declares one, else the row-by-row fallback. Callers
+    pass ``F`` with exactly as many rows as ``X`` (block kernels work on flat views of both)."""
+    return face.drift_block if face.drift_block is not None else rows_block(face.drift, jit)
+
+
 def _no_aux(x, carry, out):
     pass
 
@@ -191,6 +199,8 @@ class EulerMaruyama(Method):
         gdx = face.diffusion_dx if (milstein and face.diffusion_dx is not None) else diff
         gcols = m if general else 1
         inc = jit(em_increment)
+        dblock = drift_block_of(face, jit)
+        row_pass = milstein or not additive  # per-row diffusion kernels remain
 
         def make_ws(n):
             return (np.empty((n, dim)), np.empty((n, dim)), np.empty((n, dim, gcols)), np.empty(dim),
@@ -202,8 +212,7 @@ class EulerMaruyama(Method):
             F, GP, G, g0, F2 = ws
             n = x.shape[0]
             if ode:
-                for i in range(n):
-                    drift(x[i], t, F[i])
+                dblock(x, t, F[:n])
                 for i in range(n):
                     for r in range(dim):
                         x[i, r] = x[i, r] + F[i, r] * h
@@ -224,13 +233,14 @@ class EulerMaruyama(Method):
                 return
             if additive:  # state-independent noise (declared by the model): one evaluation per step
                 diff(x[0], t, g0)
-            for i in range(n):
-                xi = x[i]
-                drift(xi, t, F[i])
-                if not additive:
-                    diff(xi, t, GP[i])
-                if milstein:
-                    gdx(xi, t, F2[i])
+            dblock(x, t, F[:n])
+            if row_pass:
+                for i in range(n):
+                    xi = x[i]
+                    if not additive:
+                        diff(xi, t, GP[i])
+                    if milstein:
+                        gdx(xi, t, F2[i])
             ah = abs(h)
             for i in range(n):
                 for r in range(dim):
@@ -304,9 +314,10 @@ class LeimkuhlerMatthews(Method):
         return xn
 
     def fused(self, sde, face, h, jit):
-        drift, diff = face.drift, face.diffusion
+        diff = face.diffusion
         dim = sde.dim
         inc = jit(em_increment)
+        dblock = drift_block_of(face, jit)
 
         def make_ws(n):
             return (np.empty((n, dim)), np.empty(dim))
@@ -315,8 +326,7 @@ class LeimkuhlerMatthews(Method):
             F, g0 = ws
             n = x.shape[0]
             diff(x[0], t, g0)  # additive noise: one evaluation per step
-            for i in range(n):
-                drift(x[i], t, F[i])
+            dblock(x, t, F[:n])
             for i in range(n):
                 for r in range(dim):
                     zr = z[i, r]

@@ -110,7 +110,24 @@ class OverdampedLangevin(SDE):
                 return -energy(x) * inv_kT
 
             log_target = jit(log_target_)
-        return NumbaFace(jit(drift), jit(diffusion), jit(diffusion_dx), log_target=log_target)
+        drift_block = None
+        if self.potential.has_grad_block:
+            grad_block = self.potential.numba_grad_block(jit, d)
+
+            def drift_block_(X, t, F):
+                grad_block(X, F)  # the row face's operations in its order: the same bits
+                if d == 1:  # LLVM speculates the unit stride of 1-D rows; wider rows need a flat view
+                    for i in range(X.shape[0]):
+                        F[i, 0] = -F[i, 0] * inv_g
+                else:
+                    m = X.shape[0] * d
+                    Ff = F.reshape(m)
+                    for q in range(m):
+                        Ff[q] = -Ff[q] * inv_g
+
+            drift_block = jit(drift_block_)
+        return NumbaFace(jit(drift), jit(diffusion), jit(diffusion_dx), log_target=log_target,
+                         drift_block=drift_block)
 
 
 class UnderdampedLangevin(SDE):
