@@ -1,8 +1,8 @@
-"""Benchmark of the fused Euler–Maruyama driver against NumPy, torchsde and the RNG limit.
+"""Benchmark of the fused Euler–Maruyama driver against NumPy, torchsde and the RNG limit, plus time to accuracy.
 
 Usage::
 
-    python experiments/benchmarks/bench_em.py [--repeats 3] [--quick] [--markdown docs/benchmarks-em.md]
+    python experiments/benchmarks/bench_em.py [--repeats 3] [--quick] [--no-tta] [--markdown docs/benchmarks-em.md]
 
 Rates are particle-steps per second (median over repeats). Cases:
 
@@ -10,11 +10,17 @@ Rates are particle-steps per second (median over repeats). Cases:
 * the seed's Langevin density ``V = 0.1 x^2 - log(0.2 + cos(2x)^2)`` (20,000 paths x 1,000 steps, dt = 0.05);
 * 2-D double well Langevin (100,000 paths x 200 steps, dt = 1e-3).
 
-Columns: (a) ``st.simulate`` fused, float64, all cores; (b) NumPy-vectorized EM with a preallocated
+Columns: (a) ``st.simulate`` fused, float64, all cores (noise scheme v2: Philox4x32-10 and Box–Muller in the kernel,
+drift through the model's block face where it has one); (b) NumPy-vectorized EM with a preallocated
 ``Generator(PCG64)`` normal buffer; (c) ``torchsde.sdeint(method="euler")`` (fewer steps, rate scaled; torchsde is
-a benchmark-only dependency: ``pip install torchsde``); (d) the RNG limit: the same number of normals drawn by the
-generator the fused driver uses (per chunk/block PCG64 streams, Numba ``standard_normal``), on the same threads.
-Also the first-call compile time (fresh process, empty Numba cache) and the cached second process.
+a benchmark-only dependency: ``pip install torchsde``); (d) the issue's "RNG limit": the same number of normals drawn
+with PCG64 ``standard_normal`` in compiled code (Numba, one stream per 4096-path chunk and 256-step block, the
+generator of noise scheme v1) on the same threads. It is no longer the fused driver's generator, so a/d > 1 is
+possible and is what the target asks (>= 1.5 on OU).
+Also the first-call compile time (fresh process, empty Numba cache) and the cached second process, and (unless
+``--no-tta``) a time-to-accuracy table on the seed density: the wall time of the fastest step of a small sweep at
+which each recipe's final histogram (100,000 particles from uniform(-10, 10), t = 30) is within TV 0.02 of the
+exact density (100 bins on [-10, 10]; the histogram's own noise floor there is about 0.01).
 """
 
 from __future__ import annotations
@@ -49,10 +55,10 @@ def _median_time(fn, repeats: int) -> float:
 
 
 # ---------------------------------------------------------------- (a) fused simulate
-def rate_simulate(sde, x0, n_steps, dt, repeats):
-    st.simulate(sde, x0[:8], t1=2 * dt, dt=dt, seed=0, progress=False)  # compile outside the timing
+def rate_simulate(sde, x0, n_steps, dt, repeats, method="euler_maruyama"):
+    st.simulate(sde, x0[:8], t1=2 * dt, dt=dt, seed=0, progress=False, method=method)  # compile outside the timing
     el = _median_time(lambda: st.simulate(sde, x0, t1=n_steps * dt, dt=dt, seed=0, save_every=n_steps,
-                                          progress=False), repeats)
+                                          progress=False, method=method), repeats)
     return x0.shape[0] * n_steps / el
 
 
@@ -184,12 +190,106 @@ def compile_times(model: str) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- time to accuracy (seed density)
+def _seed_bins(n_bins=100, L=10.0):
+    edges = np.linspace(-L, L, n_bins + 1)
+    x = np.linspace(-L, L, 200_001)
+    w = np.exp(-(0.1 * x**2 - np.log(0.2 + np.cos(2 * x) ** 2)))
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (w[1:] + w[:-1]) * np.diff(x))])
+    cdf /= cdf[-1]
+    return edges, np.diff(np.interp(edges, x, cdf))
+
+
+def _tv_of(samples, edges, q):
+    h = np.histogram(samples, bins=edges)[0] / samples.size
+    outside = 1.0 - h.sum()
+    return 0.5 * (np.abs(h - q).sum() + outside)
+
+
+def time_to_accuracy(n=100_000, T=30.0, tol=0.02, threads=None):
+    """Per recipe, sweep steps from large to small; the first step whose final TV <= tol is its best (cost is
+    proportional to 1/h at fixed t). Returns rows (recipe, best step, TV, wall s, steps tried)."""
+    edges, q = _seed_bins()
+    x0 = np.random.default_rng(0).uniform(-10, 10, (n, 1))
+    seed = st.OverdampedLangevin(SEED_EXPR)
+
+    def sim(method):
+        def run(h):
+            r = st.simulate(seed, x0, t1=T, dt=h, method=method, seed=1, save_every=10**9, progress=False)
+            return r.final[:, 0]
+        return run
+
+    def mala(h):
+        ch = st.mcmc.langevin(st.potentials.from_expression(SEED_EXPR), x0, step=h, n_steps=int(round(T / h)),
+                              method="mala", seed=1, thin=10**9, progress=False, store_energy=False)
+        return ch.final_position[:, 0]
+
+    def numpy_em(h):
+        rng = np.random.Generator(np.random.PCG64(1))
+        x = x0[:, 0].copy()
+        buf = np.empty_like(x)
+        sq = math.sqrt(2 * h)
+        for _ in range(int(round(T / h))):
+            rng.standard_normal(out=buf)
+            c, s_ = np.cos(2 * x), np.sin(2 * x)
+            x -= h * (0.2 * x + 4 * s_ * c / (0.2 + c * c))
+            x += sq * buf
+        return x
+
+    def torch_em(h):  # the seed's recipe: a plain torch float32 EM loop
+        import torch
+
+        gen = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            y = torch.as_tensor(x0[:, 0], dtype=torch.float32).clone()
+            buf = torch.empty_like(y)
+            sq = math.sqrt(2 * h)
+            for _ in range(int(round(T / h))):
+                torch.randn(y.shape, generator=gen, dtype=torch.float32, out=buf)
+                c, s_ = torch.cos(2 * y), torch.sin(2 * y)
+                y += -h * (0.2 * y + 4 * s_ * c / (0.2 + c * c)) + sq * buf
+        return y.numpy().astype(np.float64)
+
+    # compile outside the timings
+    st.simulate(seed, x0[:8], t1=0.1, dt=0.05, progress=False)
+    st.simulate(seed, x0[:8], t1=0.1, dt=0.05, method="leimkuhler_matthews", progress=False)
+    mala(T / 2)
+    recipes = [("torch float32 EM (seed's recipe)", torch_em, (0.05, 0.025, 0.0125, 0.00625)),
+               ("numpy EM", numpy_em, (0.05, 0.025, 0.0125, 0.00625)),
+               ("st EM (fused)", sim("euler_maruyama"), (0.05, 0.025, 0.0125, 0.00625)),
+               ("st Leimkuhler-Matthews (fused)", sim("leimkuhler_matthews"), (0.2, 0.1, 0.05, 0.025)),
+               ("st MALA (fused)", mala, (0.4, 0.2, 0.1, 0.05))]
+    rows = []
+    for name, fn, steps in recipes:
+        tried = []
+        best = None
+        for h in steps:
+            t = time.perf_counter()
+            try:
+                x = fn(h)
+                tv = _tv_of(x, edges, q) if np.all(np.isfinite(x)) else float("inf")
+            except (st.DivergenceError, ImportError):
+                tv = float("inf")
+            el = time.perf_counter() - t
+            tried.append(f"{h:g}: {tv:.3f}")
+            if tv <= tol:
+                best = (h, tv, el)
+                break
+        rows.append((name, best, ", ".join(tried)))
+    return rows
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="10x fewer paths (smoke test)")
     ap.add_argument("--markdown", default=None, help="write the table to this file")
     ap.add_argument("--torch-steps", type=int, default=100, help="steps run by torchsde (rate scaled)")
+    ap.add_argument("--no-tta", action="store_true", help="skip the time-to-accuracy table")
     a = ap.parse_args(argv)
     scale = 10 if a.quick else 1
     threads = default_threads()
@@ -223,6 +323,7 @@ def main(argv=None) -> None:
         return -(0.2 * y + 4 * s_ * c / (0.2 + c * c))
 
     ra = rate_simulate(seed, x0, N, dt, a.repeats)
+    ra_lm = rate_simulate(seed, x0, N, dt, a.repeats, method="leimkuhler_matthews")
     rb = rate_numpy(seed_grad, x0, N, dt, math.sqrt(2.0), a.repeats)
     rb32 = rate_numpy(seed_grad, x0, N, dt, math.sqrt(2.0), a.repeats, dtype=np.float32)
     # torchsde's Brownian interval degenerates on the grid k * 0.05 (its dependency-tree search did not finish in
@@ -268,7 +369,7 @@ def main(argv=None) -> None:
         "",
         f"seed density, plain vectorized loops: numpy float32 {m(rb32)} M/s; torch float64 {m(rt64)} M/s, "
         f"torch float32 {m(rt32)} M/s (plain loops; torchsde float32 hangs in its Brownian interval). "
-        "The fused driver has no float32 mode.",
+        "The fused driver has no float32 integration mode yet.",
         "",
         "| model | import s | first call (cold cache) s | second process (cached) s |",
         "|---|---|---|---|",
@@ -277,6 +378,33 @@ def main(argv=None) -> None:
         f"| seed density | {comp_seed['cold']['import_s']:.2f} | {comp_seed['cold']['first_call_s']:.2f} | "
         f"{comp_seed['cached']['first_call_s']:.2f} |",
     ]
+    ou, sd, dw = rows
+    lines += [
+        "",
+        "| target (issue 12) | measured | status |",
+        "|---|---|---|",
+        f"| OU fused / numpy >= 10 | {ratio(ou[3], ou[4])} | {_met(ou[3] / ou[4] >= 10)} |",
+        f"| OU fused / PCG64 compiled normals (d) >= 1.5 | {ratio(ou[3], ou[6])} | {_met(ou[3] / ou[6] >= 1.5)} |",
+        f"| seed density fused / numpy >= 6 (float64) | {ratio(sd[3], sd[4])} | {_met(sd[3] / sd[4] >= 6)} |",
+        "| precision=\"float32\" >= 1.5x torch float32 loop | n/a | not built (no float32 integration mode) |",
+        f"| 2-D double well fused / numpy >= 8 | {ratio(dw[3], dw[4])} | {_met(dw[3] / dw[4] >= 8)} |",
+        "",
+        f"seed density Leimkuhler-Matthews fused: {m(ra_lm)} M/s ({ratio(ra_lm, rb)}x numpy EM, "
+        f"{ratio(ra_lm, ra)}x fused EM; same cost per step by construction).",
+    ]
+    if not a.no_tta:
+        tta = time_to_accuracy(n=100_000 // scale)
+        base = next((b for name, b, _ in tta if name.startswith("torch") and b is not None), None)
+        lines += ["", f"Time to TV <= 0.02 on the seed density ({100_000 // scale} particles, t = 30, one run each, "
+                      f"threads: {threads}):", "",
+                  "| recipe | best step | TV | wall s | vs torch recipe | steps tried (TV) |", "|---|---|---|---|---|---|"]
+        for name, b, tried in tta:
+            if b is None:
+                lines.append(f"| {name} | none in the sweep | - | - | - | {tried} |")
+            else:
+                h, tv, el = b
+                vs = f"{base[2] / el:.1f}x" if base is not None else "n/a"
+                lines.append(f"| {name} | {h:g} | {tv:.3f} | {el:.2f} | {vs} | {tried} |")
     text = "\n".join(lines)
     print(text)
     if a.markdown:
