@@ -272,8 +272,12 @@ def test_run_cli_prints_report_location(tmp_path):
                          "--no-progress"], capture_output=True, text=True)
     assert r2.returncode == 2 and "--overwrite" in r2.stderr and "Traceback" not in r2.stderr
     r3 = subprocess.run([sys.executable, "-m", "sde_toolkit.cli", "run", str(cfg), "-o", str(tmp_path / "o"),
-                         "--no-progress", "--overwrite"], capture_output=True, text=True)
+                         "--overwrite"], capture_output=True, text=True)
     assert r3.returncode == 0, r3.stderr
+    # without --no-progress each step says on stderr what it is doing, with the elapsed time
+    assert re.search(r"\[\s*\d+\.\d s\] simulating 2000 paths with exact", r3.stderr), r3.stderr
+    assert "comparing the final states with the stationary law" in r3.stderr
+    assert "simulating" not in r.stdout + r.stderr  # --no-progress: silent
 
 
 def test_default_outdir_is_refused_when_it_exists_and_output_path_folder_is_kept(tmp_path, monkeypatch):

@@ -116,6 +116,7 @@ def exp_simulate(ctx: ExperimentContext) -> None:
                                 "wall time (s)": sim["wall_time_s"],
                                 "particle-steps/s": sim["particle_steps_per_s"]}])
                 + f"\n\nTrajectory file: `{Path(sim['file']).name}` (H5MD; `sde-toolkit inspect` it).")
+    ctx.stage(f"ensemble moments over {len(t)} saved times")
     # moments over time (streamed through the lazy reader frame by frame: bounded memory)
     mean = np.array([np.asarray(x[i])[:, 0].mean() for i in range(len(t))])
     var = np.array([np.asarray(x[i])[:, 0].var() for i in range(len(t))])
