@@ -210,11 +210,13 @@ def _err(msg: str) -> None:
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def _require_hdf5(path: Path) -> None:
+def _require_hdf5(path: Path, prefer_partial: bool = False) -> None:
     """Refuse a file that is not HDF5 before h5py sees it (``not an HDF5 file: PATH``). The signature sits at
-    byte 0, 512, 1024, 2048, ... (a user block may precede it). ``RUN.h5`` may stand for ``RUN.h5.partial``."""
+    byte 0, 512, 1024, 2048, ... (a user block may precede it). ``RUN.h5`` may stand for ``RUN.h5.partial``;
+    with ``prefer_partial`` (``resume``, which continues the ``.partial`` and only publishes onto ``RUN.h5``) the
+    ``.partial`` is the file checked whenever it exists."""
     p = Path(path)
-    if not p.exists() and Path(f"{p}.partial").exists():
+    if Path(f"{p}.partial").exists() and (prefer_partial or not p.exists()):
         p = Path(f"{p}.partial")
     if not p.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -285,7 +287,7 @@ def cmd_simulate(args) -> int:
 def cmd_resume(args) -> int:
     from .runs import resume
 
-    _require_hdf5(args.file)
+    _require_hdf5(args.file, prefer_partial=True)
     start = time.perf_counter()
     traj = resume(args.file, progress=args.progress, threads=args.threads, flush_interval=args.flush_interval,
                   overwrite=args.overwrite, force=args.force, verify=args.verify)

@@ -169,7 +169,7 @@ def test_sampler_input_validation(vp2, gauss2):
     with pytest.raises(ValueError, match="n_steps"):
         sample(vp2, gauss2, 10, n_steps=0)
     with pytest.raises(ValueError, match="method"):
-        sample(vp2, gauss2, 10, method="ddim")
+        sample(vp2, gauss2, 10, method="no_such_sampler")
     with pytest.raises(ValueError, match="eps"):
         sample(vp2, gauss2, 10, eps=0.0)
     with pytest.raises(ValueError, match="eps"):
