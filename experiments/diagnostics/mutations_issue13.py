@@ -26,7 +26,7 @@ MUTATIONS = [
              (T + "::test_deterministic_bias_against_tight_ode",)),
     Mutation("dpm-r-inverted", "DPM-Solver++(2M) with r = h_k / h_{k-1} (ratio inverted)", F,
              "r = (lam[k] - lam[k - 1]) / hk", "r = hk / (lam[k] - lam[k - 1])",
-             (T + "::test_deterministic_orders",)),
+             (T + "::test_deterministic_orders", T + "::test_dpmpp_2m_equals_an_independent_algorithm_2")),
     Mutation("dpm-expm1-sign", "DPM-Solver++(2M) with 1 - e^{h} for e^{-h} - 1 (exponent sign)", F,
              "self.alpha[k + 1] * math.expm1(-hk) * D", "self.alpha[k + 1] * -math.expm1(hk) * D",
              (T + "::test_deterministic_orders",)),
