@@ -211,6 +211,13 @@ def _pair(q, lane, step, k0, k1):
     return r * c, r * s
 
 
+@jit(cache=True)
+def _pair_called(q, lane, step, k0, k1):
+    """:func:`_pair` as a called (not inlined) function, for the at most two half pairs at a fill's edges: one
+    more inlined copy of the Philox rounds and the full-domain sincos costs about a second of compile time."""
+    return _pair(q, lane, step, k0, k1)
+
+
 def _fill_normals(k0, k1, lane, step, f0, count, out):
     """``out[0:count]`` = standard normals of flat indices ``f0 .. f0 + count - 1`` at ``step`` (scheme v2).
 
@@ -222,7 +229,7 @@ def _fill_normals(k0, k1, lane, step, f0, count, out):
     q0 = f0 >> one
     off = 0
     if f0 & one:  # the first index is the second half of its pair
-        _, b = _pair(q0, lane, step, k0, k1)
+        _, b = _pair_called(q0, lane, step, k0, k1)
         out[0] = b
         q0 += one
         off = 1
@@ -232,7 +239,7 @@ def _fill_normals(k0, k1, lane, step, f0, count, out):
         out[off + 2 * j] = a
         out[off + 2 * j + 1] = b
     if off + 2 * full < count:  # a last half pair
-        a, _ = _pair(q0 + np.uint64(full), lane, step, k0, k1)
+        a, _ = _pair_called(q0 + np.uint64(full), lane, step, k0, k1)
         out[count - 1] = a
 
 
