@@ -14,13 +14,14 @@ Layout (readable with plain h5py; the shard files are H5MD trajectories, :mod:`.
 
 The sources are stored as paths relative to the index file's folder, so the folder can be moved (HDF5
 resolves a relative source path against the folder of the file holding the virtual dataset). The file is
-written under ``sweep.h5.tmp`` and renamed into place, so a reader never sees half an index.
+written under a private ``sweep.h5.<pid>.<random>.tmp`` and renamed into place, so a reader never sees half an index.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,19 @@ def write_sweep_index(path: os.PathLike | str, spec_json: str, points: Sequence[
     """
     h5py = _h5py()
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    # a name of our own ("w-": never truncates a file someone else holds), renamed into place when complete
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        _write_index(h5py, tmp, spec_json, points)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return path
+
+
+def _write_index(h5py, tmp: Path, spec_json: str, points) -> None:
+    with h5py.File(tmp, "w-") as f:
         f.attrs["format"] = SWEEP_FORMAT
         f.attrs["version"] = SWEEP_FORMAT_VERSION
         f.attrs["sweep"] = spec_json
@@ -78,5 +90,3 @@ def write_sweep_index(path: os.PathLike | str, spec_json: str, points: Sequence[
                 col = int(r) * n + int(a)
                 layout[:, col:col + int(nb), :] = src
             g.create_virtual_dataset("position", layout, fillvalue=np.nan)
-    os.replace(tmp, path)
-    return path

@@ -445,7 +445,7 @@ def _numba_source(name: str, syms, exprs, outputs: bool, block: bool = False) ->
 
     printer = _Printer({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True})
     inner = [sp.Symbol(f"_v{i}", real=True) for i in range(len(syms))]
-    # the expressions are SymPy trees built by the whitelist parser (never text): no sympify of anything here
+    # the expressions are SymPy trees built by the whitelist parser (never text), so nothing is parsed here
     exprs = [(e if isinstance(e, sp.Basic) else sp.Float(float(e))).xreplace(dict(zip(syms, inner)))
              for e in exprs]
     repl, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), order="none")
