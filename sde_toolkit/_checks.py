@@ -149,3 +149,15 @@ def _human(n: float) -> str:
             return f"{n:.3g} {unit}"
         n /= 1024
     return f"{n:.3g} PiB"
+
+
+def in_range_of(x: np.ndarray, dtype, name: str) -> np.ndarray:
+    """``x`` (finite float64) cast to ``dtype``, refusing values beyond its range (they would become inf)."""
+    dt = np.dtype(dtype)
+    if dt == x.dtype:
+        return x
+    big = np.abs(x) > np.finfo(dt).max
+    if big.any():
+        row = int(np.argwhere(big)[0][0])
+        raise ValueError(f"{name}[{row}] is beyond the range of {dt.name} (|x| > {np.finfo(dt).max:.4g})")
+    return x.astype(dt)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._jit import jit
-from ._vmath import ONE_BITS, bits_f64, log_pos, sincos_octant
+from ._vmath import ONE_BITS, bits_f64, log_pos, sincos_octant, small_uint_f64
 
 __all__ = [
     "Seed",
@@ -205,7 +205,7 @@ def _pair(q, lane, step, k0, k1):
     m = bits_f64(np.uint64(ONE_BITS) | (w0 << np.uint64(20)) | (w1 >> np.uint64(12)))
     u = 2.0 - m
     octant = np.int64(w2 >> np.uint64(29))
-    frac = float(np.int64(((w2 & np.uint64(0x1FFFFFFF)) << np.uint64(20)) | (w3 >> np.uint64(12)))) * (1.0 / 562949953421312.0)
+    frac = small_uint_f64(((w2 & np.uint64(0x1FFFFFFF)) << np.uint64(20)) | (w3 >> np.uint64(12))) * (1.0 / 562949953421312.0)
     r = math.sqrt(-2.0 * log_pos(u))
     c, s = sincos_octant(octant, frac)
     return r * c, r * s
@@ -257,7 +257,7 @@ def _fill_uniforms(k0, k1, lane, step, p0, count, out):
                                     step & np.uint64(0xFFFFFFFF), step >> np.uint64(32), k0, k1)
         hi = w2 if (p & one) else w0
         lo = w3 if (p & one) else w1
-        out[j] = (float(np.int64((hi << np.uint64(20)) | (lo >> np.uint64(12)))) + 0.5) * scale
+        out[j] = (small_uint_f64((hi << np.uint64(20)) | (lo >> np.uint64(12))) + 0.5) * scale
 
 
 # Compiled once, cached on disk, and *called* (not inlined) by the drivers' kernels: one call fills a whole chunk

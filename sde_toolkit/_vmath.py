@@ -68,17 +68,27 @@ else:
         return sig, codegen
 
 
+TWO52_BITS = 0x4330000000000000  # 2^52
+
+
+@jit(inline="always")
+def small_uint_f64(k):
+    """``float(k)`` for a uint64 ``k < 2^52``, exactly, by bits (``2^52 + k`` has ``k`` as its mantissa)."""
+    return bits_f64(np.uint64(TWO52_BITS) | k) - 4503599627370496.0
+
+
 # 2 atanh(s) = log((1 + s) / (1 - s)) = 2 s (1 + s^2/3 + s^4/5 + ...); |s| <= 3 - 2 sqrt(2) = 0.1716 after the
 # reduction to [sqrt(1/2), sqrt(2)), so s^2 <= 0.0295 and the series to s^20 leaves < 1e-18 relative error.
 @jit(inline="always")
 def log_pos(x):
     """``log(x)`` for a positive normal float64 (no subnormals, inf or NaN: the callers guarantee that)."""
     b = f64_bits(x)
-    e = np.int64(b >> np.uint64(52)) - 1023
     f = bits_f64((b & np.uint64(MANTISSA)) | np.uint64(ONE_BITS))
     big = f > SQRT2
     f = 0.5 * f if big else f
-    ef = float(e) + (1.0 if big else 0.0)
+    # the exponent as a float without an int-to-float conversion (AVX2 has none for 64-bit lanes, and one such
+    # instruction keeps the whole noise loop scalar): 2^52 + k from the bits, minus 2^52, is k exactly
+    ef = (small_uint_f64(b >> np.uint64(52)) - 1023.0) + (1.0 if big else 0.0)
     s = (f - 1.0) / (f + 1.0)
     z = s * s
     p = 1.0 / 21.0
@@ -521,6 +531,123 @@ def sin(x):
 def cos(x):
     """``cos x`` for every float64 (see :func:`sincos`)."""
     return sincos(x)[1]
+
+
+# ------------------------------------------------------------------------------------------------- float32 sin/cos
+# For float32 arguments (the states of precision="float32" runs), computed in float64 and rounded once, with
+# reductions that use neither tables nor integers, so that they vectorize with AVX2 too (the float64 Payne-Hanek
+# above reads a table and shifts uint64 words, which AVX2 cannot do in vector lanes):
+# * |x| < 2^24: Cody-Waite in float64 with pi/2 in three parts (29 + 29 + 53 bits): n pi/2 with n < 2^26 is
+#   subtracted exactly but for the last part, so r = x - n pi/2 is good to ~2^-80 absolute;
+# * every float32 (the exact reduction): a float32 has 24 significant bits, so its product with a 29-bit chunk
+#   of 2/pi is exact in float64, and so is that product modulo 4 (``t - 4 floor(t / 4)``). The seven chunk
+#   products modulo 4, summed in a tree of two-sums (independent terms: a short dependency chain), give
+#   ``x 2/pi mod 4`` to ~2^-75 absolute whatever the exponent (2/pi to 203 bits; float32 reaches 2^128), far below
+#   the closest approach of a float32 to a multiple of pi/2 (~2^-30 relative).
+# The float64 polynomials of the noise transform then give sin and cos of the remainder, and rounding to float32
+# gives the correctly rounded result except within ~2^-29 relative of a tie (tests/test_vmath.py measures it).
+# :func:`sincos_f32` selects between the two reductions per element (so every element's bits are a function of
+# that element alone); the generated block kernels run the Cody-Waite-only :func:`sincos_f32_cw` optimistically
+# and rerun the block with :func:`sincos_f32` when any argument is out of its range (``f32_cw_out``), which gives
+# the same bits.
+# The chunks: floor(2/pi 2^232) in base 2^29, most significant first (the eighth chunk is not needed).
+_TWO_OVER_PI_29 = (341782637, 423170132, 352195499, 488592205, 461485765, 90590992, 478285810)
+_TOP_CHUNKS = tuple(float(c) * 2.0 ** (-29 * (i + 1)) for i, c in enumerate(_TWO_OVER_PI_29))
+_P0, _P1, _P2, _P3, _P4, _P5, _P6 = _TOP_CHUNKS
+PI_2 = 1.5707963267948966
+TWO_OVER_PI = 0.6366197723675814
+_CW1, _CW2, _CW3 = 1.570796325802803, 9.920935774287987e-10, 2.2517417741562176e-18  # pi/2 = C1 + C2 + C3
+F32_CW_MAX = 16777216.0  # 2^24
+F32_TINY = 2.0**-12  # below it sin x rounds to x in float32 (|x|^3/6 < 2^-26 |x|): keeps -0.0 and subnormals
+
+
+@jit(inline="always")
+def _mod4(t):
+    return t - 4.0 * np.floor(t * 0.25)
+
+
+@jit(inline="always")
+def _two_sum4(a, b):
+    """``(a + b, error)`` exactly (Knuth's two-sum)."""
+    u = a + b
+    bp = u - a
+    return u, (a - (u - bp)) + (b - bp)
+
+
+@jit(inline="always")
+def _f32_reduce_cw(xd):
+    """``(n, r)``: ``x = n pi/2 + r``, ``|r| <= pi/4`` (float64 ``xd`` holding a float32, ``|x| < 2^24``)."""
+    n = np.floor(xd * TWO_OVER_PI + 0.5)
+    r = ((xd - n * _CW1) - n * _CW2) - n * _CW3
+    return n, r
+
+
+@jit(inline="always")
+def _f32_reduce_exact(xd):
+    """``(n, r)`` as :func:`_f32_reduce_cw` for every float32 (n modulo 4 only; see above)."""
+    s01, e01 = _two_sum4(_mod4(xd * _P0), _mod4(xd * _P1))
+    s23, e23 = _two_sum4(_mod4(xd * _P2), _mod4(xd * _P3))
+    s45, e45 = _two_sum4(_mod4(xd * _P4), _mod4(xd * _P5))
+    s03, e03 = _two_sum4(s01, s23)
+    s46, e46 = _two_sum4(s45, _mod4(xd * _P6))
+    s, eS = _two_sum4(s03, s46)  # in [0, 28): x 2/pi modulo 4, plus the errors below
+    c = ((e01 + e23) + (e45 + e03)) + (e46 + eS)
+    n = np.floor(s + c + 0.5)
+    return n, ((s - n) + c) * PI_2  # s - n is exact (Sterbenz)
+
+
+@jit(inline="always")
+def _f32_finish(xd, n, r):
+    q = _mod4(n)
+    sr = _sin_poly(r)
+    cr = _cos_poly(r)
+    odd = (q == 1.0) | (q == 3.0)
+    sn = select(odd, cr, sr)
+    cs = select(odd, sr, cr)
+    sn = select(q >= 2.0, -sn, sn)  # sin < 0 in quadrants 2 and 3
+    cs = select((q == 1.0) | (q == 2.0), -cs, cs)  # cos < 0 in quadrants 1 and 2
+    sn = select(abs(xd) < F32_TINY, xd, sn)
+    finite = abs(xd) < INF
+    return np.float32(select(finite, sn, NAN)), np.float32(select(finite, cs, NAN))
+
+
+@jit(inline="always")
+def sincos_f32(x):
+    """``(sin x, cos x)`` of a float32 ``x`` as float32, for every float32 (inf and NaN give NaN), each within 1
+    ulp of the correctly rounded float32 result (a float64 argument is first rounded to float32)."""
+    xd = np.float64(np.float32(x))
+    xr = select(abs(xd) < INF, xd, 0.0)  # inf and NaN: computed on 0, replaced by NaN at the end
+    n1, r1 = _f32_reduce_cw(xr)
+    n2, r2 = _f32_reduce_exact(xr)
+    small = abs(xr) < F32_CW_MAX
+    return _f32_finish(xd, select(small, n1, n2), select(small, r1, r2))
+
+
+@jit(inline="always")
+def sincos_f32_cw(x):
+    """:func:`sincos_f32` for ``|x| < 2^24`` only (the same bits there; garbage beyond: check
+    :func:`f32_cw_out`)."""
+    xd = np.float64(np.float32(x))
+    n, r = _f32_reduce_cw(select(abs(xd) < INF, xd, 0.0))
+    return _f32_finish(xd, n, r)
+
+
+@jit(inline="always")
+def f32_cw_out(x):
+    """``1`` when :func:`sincos_f32_cw` does not apply to ``x`` (``|x| >= 2^24``, inf or NaN), else ``0``."""
+    return 0 if abs(np.float64(x)) < F32_CW_MAX else 1
+
+
+@jit(inline="always")
+def sin_f32(x):
+    """``sin x`` of a float32 (see :func:`sincos_f32`)."""
+    return sincos_f32(x)[0]
+
+
+@jit(inline="always")
+def cos_f32(x):
+    """``cos x`` of a float32 (see :func:`sincos_f32`)."""
+    return sincos_f32(x)[1]
 
 
 # ----------------------------------------------------------------------------------------------------------- tanh

@@ -273,6 +273,7 @@ INTEGRATE_SCHEMA = TableSchema("integrate", {
     "driver": Key(("string",), default="auto", choices=("auto", "fused", "batched")),
     "threads": Key(("integer",), check=_at_least(1)),
     "max_abs": Key(NUM, check=lambda v: None if v > 0 else f"must be > 0, got {v!r}"),
+    "precision": Key(("string",), default="float64", choices=("float64", "float32")),
 }, doc="time grid, method and seed")
 
 
@@ -304,7 +305,7 @@ def _check_author(v) -> str | None:
 OUTPUT_SCHEMA = TableSchema("output", {
     "path": Key(("string",)),
     "overwrite": Key(("boolean",), default=False),
-    "dtype": Key(("string",), default="float64", choices=("float64", "float32")),
+    "dtype": Key(("string",), choices=("float64", "float32")),  # default: [integrate] precision
     "compression": Key(("string",), default="none", choices=("none", "gzip", "lzf")),
     "compression_level": Key(("integer",), check=lambda v: None if 0 <= v <= 9 else f"must be 0..9, got {v}"),
     "flush_interval": Key(NUM, default=5.0, check=lambda v: None if (math.isfinite(v) and v >= 0) else
@@ -534,7 +535,8 @@ def integrate_options(table: Mapping[str, Any]) -> dict:
     """Keyword arguments of :func:`~sde_toolkit.simulate` from an ``[integrate]`` table (seed resolved)."""
     t = dict(table)
     opts = {"t0": float(t["t0"]), "t1": float(t["t1"]), "dt": float(t["dt"]), "save_every": int(t["save_every"]),
-            "method": t["method"], "seed": t.get("seed"), "driver": t["driver"]}
+            "method": t["method"], "seed": t.get("seed"), "driver": t["driver"],
+            "precision": t.get("precision", "float64")}
     if t.get("threads") is not None:
         opts["threads"] = int(t["threads"])
     if t.get("max_abs") is not None:
@@ -545,7 +547,7 @@ def integrate_options(table: Mapping[str, Any]) -> dict:
 def output_options(table: Mapping[str, Any]) -> dict:
     """Writer options (``open_sink`` keywords) from an ``[output]`` table (``path`` excluded)."""
     t = dict(table)
-    opts = {"overwrite": bool(t["overwrite"]), "dtype": t["dtype"], "compression": t["compression"],
+    opts = {"overwrite": bool(t["overwrite"]), "dtype": t.get("dtype"), "compression": t["compression"],
             "flush_interval": float(t["flush_interval"]), "positions": bool(t["positions"]),
             "observables": list(t["observables"]), "histogram_bins": int(t["histogram_bins"])}
     for k in ("compression_level", "chunk_frames", "histogram_range", "author"):

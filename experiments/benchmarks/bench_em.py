@@ -55,10 +55,11 @@ def _median_time(fn, repeats: int) -> float:
 
 
 # ---------------------------------------------------------------- (a) fused simulate
-def rate_simulate(sde, x0, n_steps, dt, repeats, method="euler_maruyama"):
-    st.simulate(sde, x0[:8], t1=2 * dt, dt=dt, seed=0, progress=False, method=method)  # compile outside the timing
+def rate_simulate(sde, x0, n_steps, dt, repeats, method="euler_maruyama", precision="float64"):
+    st.simulate(sde, x0[:8], t1=2 * dt, dt=dt, seed=0, progress=False, method=method,
+                precision=precision)  # compile outside the timing
     el = _median_time(lambda: st.simulate(sde, x0, t1=n_steps * dt, dt=dt, seed=0, save_every=n_steps,
-                                          progress=False, method=method), repeats)
+                                          progress=False, method=method, precision=precision), repeats)
     return x0.shape[0] * n_steps / el
 
 
@@ -280,6 +281,14 @@ def time_to_accuracy(n=100_000, T=30.0, tol=0.02, threads=None):
     return rows
 
 
+def _torch_threads():
+    try:
+        import torch
+    except ImportError:
+        return "n/a"
+    return torch.get_num_threads()
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "missed"
 
@@ -306,6 +315,9 @@ def main(argv=None) -> None:
     rc = rate_torchsde(lambda y: -y, x0, a.torch_steps, dt, 1.0, a.repeats)
     rd = rate_rng(n, 1, N, a.repeats, threads)
     rows.append(("OU 1-D", n, N, ra, rb, rc, rd))
+    f32 = [("OU 1-D", rate_simulate(ou, x0, N, dt, a.repeats, precision="float32"),
+            rate_numpy(lambda x: x, x0, N, dt, 1.0, a.repeats, dtype=np.float32),
+            rate_torch_loop(lambda y: -y, x0, N, dt, 1.0, a.repeats, "float32"))]
 
     # seed density
     n, N, dt = 20_000 // scale, 1000, 0.05
@@ -332,6 +344,9 @@ def main(argv=None) -> None:
     rc = rate_torchsde(seed_grad_t, x0, a.torch_steps, 0.0625, math.sqrt(2.0), a.repeats)
     rt32 = rate_torch_loop(seed_grad_t, x0, N, dt, math.sqrt(2.0), a.repeats, "float32")
     rt64 = rate_torch_loop(seed_grad_t, x0, N, dt, math.sqrt(2.0), a.repeats, "float64")
+    ra32 = rate_simulate(seed, x0, N, dt, a.repeats, precision="float32")
+    ra32_lm = rate_simulate(seed, x0, N, dt, a.repeats, method="leimkuhler_matthews", precision="float32")
+    f32.append(("seed density", ra32, rb32, rt32))
     rd = rate_rng(n, 1, N, a.repeats, threads)
     rows.append(("seed density", n, N, ra, rb, rc, rd))
 
@@ -345,6 +360,9 @@ def main(argv=None) -> None:
                        a.repeats)
     rd = rate_rng(n, 2, N, a.repeats, threads)
     rows.append(("double well 2-D", n, N, ra, rb, rc, rd))
+    f32.append(("double well 2-D", rate_simulate(dw2, x0, N, dt, a.repeats, precision="float32"),
+                rate_numpy(lambda x: 4 * x * (x * x - 1), x0, N, dt, math.sqrt(2.0), a.repeats, dtype=np.float32),
+                rate_torch_loop(lambda y: -4 * y * (y * y - 1), x0, N, dt, math.sqrt(2.0), a.repeats, "float32")))
 
     comp_ou = compile_times("st.OrnsteinUhlenbeck(1.0, 1.0)")
     comp_seed = compile_times(f"st.OverdampedLangevin({SEED_EXPR!r})")
@@ -356,7 +374,8 @@ def main(argv=None) -> None:
         return "n/a" if (x is None or y is None) else f"{x / y:.2f}"
 
     lines = [
-        f"threads: {threads}; load average at start: {load:.2f}; repeats: {a.repeats} (median); "
+        f"threads: {threads} (torch intra-op threads: {_torch_threads()}); load average at start: {load:.2f}; "
+        f"repeats: {a.repeats} (median); "
         f"torchsde ran {a.torch_steps} steps (double well: {max(10, a.torch_steps // 5)}), rate scaled"
         + ("; --quick (10x fewer paths)" if a.quick else ""),
         "",
@@ -369,8 +388,21 @@ def main(argv=None) -> None:
     lines += [
         "",
         f"seed density, plain vectorized loops: numpy float32 {m(rb32)} M/s; torch float64 {m(rt64)} M/s, "
-        f"torch float32 {m(rt32)} M/s (plain loops; torchsde float32 hangs in its Brownian interval). "
-        "The fused driver has no float32 integration mode yet.",
+        f"torch float32 {m(rt32)} M/s (plain loops; torchsde float32 hangs in its Brownian interval).",
+        "",
+        "precision=\"float32\" (float32 state and step arithmetic; the scheme-v2 normals rounded from float64), "
+        "against plain float32 loops (numpy PCG64 normals; torch.randn), same steps:",
+        "",
+        "| case | (e) fused float32 M/s | (f) numpy float32 M/s | (g) torch float32 M/s | e/f | e/g | e / fused float64 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (name, re_, rf, rg), row in zip(f32, rows):
+        lines.append(f"| {name} | {m(re_)} | {m(rf)} | {m(rg)} | {ratio(re_, rf)} | {ratio(re_, rg)} | "
+                     f"{ratio(re_, row[3])} |")
+    lines += [
+        "",
+        f"seed density Leimkuhler-Matthews float32: {m(ra32_lm)} M/s ({ratio(ra32_lm, rt32)}x the torch float32 "
+        "EM loop).",
         "",
         "| model | import s | first call (cold cache) s | second process (cached) s |",
         "|---|---|---|---|",
@@ -387,7 +419,8 @@ def main(argv=None) -> None:
         f"| OU fused / numpy >= 10 | {ratio(ou[3], ou[4])} | {_met(ou[3] / ou[4] >= 10)} |",
         f"| OU fused / PCG64 compiled normals (d) >= 1.5 | {ratio(ou[3], ou[6])} | {_met(ou[3] / ou[6] >= 1.5)} |",
         f"| seed density fused / numpy >= 6 (float64) | {ratio(sd[3], sd[4])} | {_met(sd[3] / sd[4] >= 6)} |",
-        "| precision=\"float32\" >= 1.5x torch float32 loop | n/a | not built (no float32 integration mode) |",
+        f"| precision=\"float32\" >= 1.5x torch float32 loop (seed density) | {ratio(ra32, rt32)} | "
+        f"{_met(ra32 / rt32 >= 1.5) if (ra32 and rt32) else 'n/a'} |",
         f"| 2-D double well fused / numpy >= 8 | {ratio(dw[3], dw[4])} | {_met(dw[3] / dw[4] >= 8)} |",
         "",
         f"seed density Leimkuhler-Matthews fused: {m(ra_lm)} M/s ({ratio(ra_lm, sd[4])}x numpy EM, "

@@ -100,15 +100,16 @@ def kernel_cache_info() -> dict:
 Kernel = Callable[..., Any]
 
 
-def _kernels(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kernel | None, Kernel | None]:
-    key = (sde.cache_key, method.cache_key, h if method.step_dependent else None, legacy)
+def _kernels(sde, method: Method, h: float, legacy: bool,
+             precision: str = "float64") -> tuple[Kernel, Kernel | None, Kernel | None]:
+    key = (sde.cache_key, method.cache_key, h if method.step_dependent else None, legacy, precision)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
             _CACHE.move_to_end(key)
             _CACHE_STATS["hits"] += 1
             return hit[1]
-    built = _build(sde, method, h, legacy)
+    built = _build(sde, method, h, legacy, precision)
     with _CACHE_LOCK:
         # the entry keeps the model alive, so identity-keyed parameters (user functions) cannot be recycled
         _CACHE[key] = ((sde, method), built)
@@ -118,10 +119,29 @@ def _kernels(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kerne
     return built
 
 
-def _build(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kernel | None, Kernel | None]:
+def face_of(sde, dtype) -> Any:
+    """``sde.numba_face`` for state type ``dtype``: models that declare ``float32_face`` build their kernels with
+    constants of that type (float32 arithmetic throughout); the others' float64 constants promote the arithmetic
+    inside their kernels, whose results are rounded to the state type when stored (correct, only slower)."""
+    if np.dtype(dtype) != np.float64 and getattr(sde, "float32_face", False):
+        return sde.numba_face(piece, dtype=np.dtype(dtype).type)
+    return sde.numba_face(piece)
+
+
+def fused_parts(method: Method, sde, face, h: float, dtype) -> dict:
+    """``method.fused`` for state type ``dtype`` (``dtype=`` is passed only for float32: a method registered
+    from outside that lists only float64 in ``precisions`` keeps its old signature)."""
+    if np.dtype(dtype) == np.float64:
+        return method.fused(sde, face, h, piece)
+    return method.fused(sde, face, h, piece, dtype=np.dtype(dtype).type)
+
+
+def _build(sde, method: Method, h: float, legacy: bool,
+           precision: str = "float64") -> tuple[Kernel, Kernel | None, Kernel | None]:
     """The chunk kernel, and the carry-init and aux kernels (``None`` without carry / without aux)."""
-    face = sde.numba_face(piece)
-    parts = method.fused(sde, face, h, piece)
+    FT = np.dtype(precision).type  # the state type: float64, or float32 (then the step arithmetic is float32)
+    face = face_of(sde, FT)
+    parts = fused_parts(method, sde, face, h, FT)
     step = piece(parts["step"])
     make_ws = piece(parts["make_ws"])
     init_fn = piece(parts["init_carry"])
@@ -144,12 +164,13 @@ def _build(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kernel 
                save_every, save_last, n_regular, gi0, frames, aux, fo, max_abs, stop, bad):
         n = x.shape[0]
         sqh = math.sqrt(abs(h))
+        hs = FT(h)  # the step in the state type (time itself stays float64)
         CH = n if LEGACY else min(CH_V2, n)
-        zbuf = np.empty(max(CH, 1) * MZ)
+        zbuf = np.empty(max(CH, 1) * MZ, dtype=FT)  # float32 runs: the float64 normals, rounded once
         ubuf = np.empty(max(CH, 1))
         ws = make_ws(max(CH, 1))
         kbad_min = -1
-        s_fresh = sqh if dw_form else 1.0
+        s_fresh = FT(sqh) if dw_form else FT(1.0)
         for c0 in range(0, n, CH):
             c1 = min(c0 + CH, n)
             nc = c1 - c0
@@ -167,7 +188,7 @@ def _build(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kernel 
                         for i in range(nc):
                             for j in range(NZ):
                                 z[i, j] = inc[k - k_a, c0 + i, j] if dw_form else inc[k - k_a, c0 + i, j] / sqh
-                        s = 1.0
+                        s = FT(1.0)
                     elif LEGACY:
                         for q in range(nc * MZ):
                             zbuf[q] = gen.standard_normal()
@@ -176,7 +197,7 @@ def _build(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kernel 
                                      zbuf)
                 if NU > 0:
                     fill_uniforms(key0, key1, LU, np.uint64(k), np.uint64(rng_path0 + c0), nc, ubuf)
-                step(xc, cc, k, t, h, t_next, z, s, u, ws)
+                step(xc, cc, k, t, hs, t_next, z, s, u, ws)
                 n_bad = 0
                 for i in range(nc):
                     for r in range(dim):
@@ -217,10 +238,10 @@ def _build(sde, method: Method, h: float, legacy: bool) -> tuple[Kernel, Kernel 
     aux_k = compile_kernel(aux_kernel) if AUX else None
     # compile now (an empty step range), with the argument types of the real calls, so that compilation is timed
     # apart from the run and a later call never pays it
-    x1, c1 = np.zeros((1, dim)), np.zeros((1, CD))
+    x1, c1 = np.zeros((1, dim), dtype=FT), np.zeros((1, CD))
     kern(x1, c1, 0, np.uint64(0), np.uint64(0), np.random.default_rng(0), 0, 0, 0.0, 1.0, 1.0, 1,
-         np.zeros((1, 1, 1)), False, 0, 1, True, 1, 0, np.zeros((0, 1, dim)), np.zeros((0, 1, AUX)), 0, 1.0, True,
-         np.zeros(1, dtype=np.int64))
+         np.zeros((1, 1, 1)), False, 0, 1, True, 1, 0, np.zeros((0, 1, dim), dtype=FT), np.zeros((0, 1, AUX)), 0,
+         1.0, True, np.zeros(1, dtype=np.int64))
     if init_k is not None:
         init_k(x1, c1, 0.0)
     if aux_k is not None:
@@ -259,6 +280,9 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
     Returns ``{"carry": final carry, "diverged_step": (n,) int64 (0: never), "compile_time": s}``.
     """
     n, dim = x.shape
+    if x.dtype != plan.state_dtype:
+        raise TypeError(f"the state is {x.dtype} but the plan's precision is {plan.precision}")
+    FT = plan.state_dtype.type
     N = plan.n_steps
     stop_at = N if stop_step is None else int(stop_step)
     legacy = plan.noise == R.NOISE_V1
@@ -275,7 +299,7 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
     compile_time = 0.0
     if fused:
         tc = time.perf_counter()
-        kern, init_k, aux_k = _kernels(sde, method, plan.h, legacy)
+        kern, init_k, aux_k = _kernels(sde, method, plan.h, legacy, plan.precision)
         compile_time = time.perf_counter() - tc
     t_start = plan.t0 + start_step * plan.h if start_step < N else plan.t1
     if carry is None:
@@ -290,8 +314,9 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
         if increments is not None or legacy:
             raise ValueError(f"method {method.name!r} draws its own lookahead noise: it supports neither user "
                              "increments nor noise scheme v1")
+        # (rounded to the state type as the kernels round every normal, so that a resumed run continues exactly)
         carry[:, :NZ] = R.normals(plan.seed, range(start_step, start_step + 1),
-                                  range(plan.path_offset, plan.path_offset + n), NZ)[0]
+                                  range(plan.path_offset, plan.path_offset + n), NZ)[0].astype(FT)
     max_abs = plan.max_abs_check
     bad = np.zeros(n, dtype=np.int64)
     key0, key1 = (np.uint64(v) for v in plan.seed.key())
@@ -361,7 +386,7 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
             pending = save[(save > k) & (save <= seg_end)]
             k_b = int(pending[max_frames - 1]) if len(pending) > max_frames else seg_end
             seg_saves = save[(save > k) & (save <= k_b)]
-            frames = np.empty((len(seg_saves), n, dim))
+            frames = np.empty((len(seg_saves), n, dim), dtype=x.dtype)
             aux = np.empty((len(seg_saves), n, AUX))
             gi0 = int(np.searchsorted(save, seg_saves[0])) if len(seg_saves) else 0
             kbad = -1
@@ -406,14 +431,16 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
                             R._normals_block(key0, key1, np.uint64(R.LANE_NOISE),
                                              np.uint64(kk + method.noise_lookahead), 1,
                                              np.uint64((plan.path_offset) * NZ), n * NZ, zb)
-                            z = zb[0, : n * NZ].reshape(n, NZ)
+                            z = zb[0, : n * NZ].reshape(n, NZ).astype(FT, copy=False)
                     if NU > 0:
                         R._uniforms_block(key0, key1, np.uint64(R.LANE_UNIFORM), np.uint64(kk), 1,
                                           np.uint64(plan.path_offset), n, ub)
                         u = ub[0]
+                    if z is not None:
+                        z = z.astype(FT, copy=False)  # float32 runs: the same rounded normals as the fused kernel
                     xn = np.asarray(method.batched_step(sde, x, carry, kk, t, plan.h, t_next, z, s, u),
-                                    dtype=np.float64)
-                    ok = np.all(np.abs(xn) <= max_abs, axis=1)
+                                    dtype=x.dtype)
+                    ok = np.all(np.abs(xn) <= np.float64(max_abs), axis=1)  # float64: inf stays diverged in float32
                     x[:] = xn
                     if not ok.all():
                         newly = (~ok) & (bad == 0)

@@ -72,6 +72,9 @@ class Method(abc.ABC):
         noise_lookahead: ``1`` when step ``k`` draws the normals of step ``k + 1`` and carries them to the next
             step (the carry's first ``n_normals`` columns hold the pending normals, which the driver sets from the
             counter-based noise of the start step, so a resumed run needs no stored state).
+        precisions: the state types the method runs in (``precision=``). A method listing ``"float32"`` takes
+            ``fused(..., dtype=np.float32)``: its workspaces hold that type and its update arithmetic stays in it
+            (the driver passes ``h`` and ``s`` as that type; the carry stays float64).
     """
 
     name: str
@@ -81,6 +84,7 @@ class Method(abc.ABC):
     noise_form: str = "dw"
     step_dependent: bool = False
     noise_lookahead: int = 0
+    precisions: tuple[str, ...] = ("float64",)
 
     @property
     def invariant_order(self) -> float:
@@ -134,9 +138,10 @@ class Method(abc.ABC):
 
     # ------------------------------------------------------------------ fused face
     @abc.abstractmethod
-    def fused(self, sde: SDE, face, h: float, jit) -> dict[str, Any]:
+    def fused(self, sde: SDE, face, h: float, jit, dtype=np.float64) -> dict[str, Any]:
         """``{"make_ws": ..., "step": ..., "init_carry": ..., "aux": ...}`` plain functions (see the module
-        docstring; ``init_carry(x, carry, t)`` and ``aux(x, carry, out)`` work on one chunk)."""
+        docstring; ``init_carry(x, carry, t)`` and ``aux(x, carry, out)`` work on one chunk). ``dtype``: the
+        state type (see ``precisions``)."""
 
 
 def _no_carry(x, carry, t):
@@ -165,6 +170,7 @@ class EulerMaruyama(Method):
     strong_order = {"additive": 1.0, "diagonal": 0.5, "scalar": 0.5, "general": 0.5, "ode": 1.0}
     weak_order = 1.0
     milstein = False
+    precisions = ("float64", "float32")
 
     def supports(self, sde: SDE) -> str | None:
         return None
@@ -173,10 +179,10 @@ class EulerMaruyama(Method):
         return 0 if sde.is_ode else sde.noise_dim
 
     def batched_step(self, sde, x, carry, k, t, h, t_next, z, s, u):
-        f = np.asarray(sde.drift(x, t), dtype=np.float64)
+        f = np.asarray(sde.drift(x, t), dtype=x.dtype)  # float32 states: float32 arithmetic (NumPy's NEP 50)
         if sde.is_ode:
             return x + f * h
-        g = np.asarray(sde.diffusion(x, t), dtype=np.float64)
+        g = np.asarray(sde.diffusion(x, t), dtype=x.dtype)
         dw = s * z
         if sde.noise_type == "general":
             return x + f * h + np.einsum("nij,nj->ni", g, dw)
@@ -184,13 +190,15 @@ class EulerMaruyama(Method):
             return em_increment(x, f, g, dw[:, :1], h)
         xn = em_increment(x, f, g, dw, h)
         if self.milstein:
-            gp = np.asarray(sde.diffusion_dx(x, t), dtype=np.float64)
+            gp = np.asarray(sde.diffusion_dx(x, t), dtype=x.dtype)
             xn = xn + 0.5 * g * gp * (dw * dw - abs(h))
         return xn
 
-    def fused(self, sde, face, h, jit):
+    def fused(self, sde, face, h, jit, dtype=np.float64):
         drift, diff = face.drift, face.diffusion
         dim, m = sde.dim, sde.noise_dim
+        FT = dtype
+        half = FT(0.5)
         scalar = sde.noise_type == "scalar"
         general = sde.noise_type == "general"
         additive = bool(sde.additive) and not general
@@ -203,8 +211,8 @@ class EulerMaruyama(Method):
         row_pass = milstein or not additive  # per-row diffusion kernels remain
 
         def make_ws(n):
-            return (np.empty((n, dim)), np.empty((n, dim)), np.empty((n, dim, gcols)), np.empty(dim),
-                    np.empty((n, dim)))
+            return (np.empty((n, dim), FT), np.empty((n, dim), FT), np.empty((n, dim, gcols), FT), np.empty(dim, FT),
+                    np.empty((n, dim), FT))
 
         # Layout (why): the per-particle model kernels fill drift/diffusion buffers, then one flat update pass
         # combines them; that pass has no calls and no branches, so LLVM vectorizes it.
@@ -249,7 +257,7 @@ class EulerMaruyama(Method):
                     g = g0[r] if additive else GP[i, r]
                     v = inc(x[i, r], F[i, r], g, dw, h)
                     if milstein:
-                        v += 0.5 * g * F2[i, r] * (dw * dw - ah)
+                        v += half * g * F2[i, r] * (dw * dw - ah)
                     x[i, r] = v
 
         return {"make_ws": make_ws, "step": step, "init_carry": _no_carry, "aux": _no_aux}
@@ -287,6 +295,7 @@ class LeimkuhlerMatthews(Method):
     strong_order = {"additive": 1.0, "diagonal": None, "scalar": None, "general": None, "ode": None}
     weak_order = 1.0
     noise_lookahead = 1
+    precisions = ("float64", "float32")
 
     @property
     def invariant_order(self) -> float:
@@ -307,20 +316,22 @@ class LeimkuhlerMatthews(Method):
         return sde.noise_dim  # the pending normals xi_{k}
 
     def batched_step(self, sde, x, carry, k, t, h, t_next, z, s, u):
-        f = np.asarray(sde.drift(x, t), dtype=np.float64)
-        g = np.asarray(sde.diffusion(x, t), dtype=np.float64)
-        xn = em_increment(x, f, g, s * (0.5 * (carry + z)), h)
+        f = np.asarray(sde.drift(x, t), dtype=x.dtype)
+        g = np.asarray(sde.diffusion(x, t), dtype=x.dtype)
+        xn = em_increment(x, f, g, s * (0.5 * (carry.astype(x.dtype) + z)), h)
         carry[:] = z
         return xn
 
-    def fused(self, sde, face, h, jit):
+    def fused(self, sde, face, h, jit, dtype=np.float64):
         diff = face.diffusion
         dim = sde.dim
         inc = jit(em_increment)
         dblock = drift_block_of(face, jit)
+        FT = dtype
+        half = FT(0.5)
 
         def make_ws(n):
-            return (np.empty((n, dim)), np.empty(dim))
+            return (np.empty((n, dim), FT), np.empty(dim, FT))
 
         def step(x, carry, k, t, h, t_next, z, s, u, ws):
             F, g0 = ws
@@ -330,7 +341,7 @@ class LeimkuhlerMatthews(Method):
             for i in range(n):
                 for r in range(dim):
                     zr = z[i, r]
-                    x[i, r] = inc(x[i, r], F[i, r], g0[r], s * (0.5 * (carry[i, r] + zr)), h)
+                    x[i, r] = inc(x[i, r], F[i, r], g0[r], s * (half * (FT(carry[i, r]) + zr)), h)
                     carry[i, r] = zr
 
         return {"make_ws": make_ws, "step": step, "init_carry": _no_carry, "aux": _no_aux}
@@ -346,6 +357,7 @@ class Exact(Method):
     weak_order = math.inf
     noise_form = "normal"
     step_dependent = True
+    precisions = ("float64", "float32")
 
     def supports(self, sde):
         return None if sde.has_exact_step else f"{type(sde).__name__} has no exact transition (has_exact_step)"
@@ -356,8 +368,8 @@ class Exact(Method):
     def batched_step(self, sde, x, carry, k, t, h, t_next, z, s, u):
         return sde.exact_step(x, t, h, z)
 
-    def fused(self, sde, face, h, jit):
-        return _transition(sde, face.exact_step(h))
+    def fused(self, sde, face, h, jit, dtype=np.float64):
+        return _transition(sde, face.exact_step(h), dtype)
 
 
 class Splitting(Method):
@@ -372,6 +384,7 @@ class Splitting(Method):
     weak_order = 2.0
     noise_form = "normal"
     step_dependent = True
+    precisions = ("float64", "float32")
 
     def supports(self, sde):
         return None if sde.has_splitting else f"{type(sde).__name__} has no splitting scheme (has_splitting)"
@@ -385,15 +398,16 @@ class Splitting(Method):
     def batched_step(self, sde, x, carry, k, t, h, t_next, z, s, u):
         return sde.splitting_step(x, t, h, z)
 
-    def fused(self, sde, face, h, jit):
-        return _transition(sde, face.splitting_step(h))
+    def fused(self, sde, face, h, jit, dtype=np.float64):
+        return _transition(sde, face.splitting_step(h), dtype)
 
 
-def _transition(sde, special):
+def _transition(sde, special, dtype=np.float64):
     dim = sde.dim
+    FT = dtype
 
     def make_ws(n):
-        return (np.empty((n, dim)),)
+        return (np.empty((n, dim), FT),)
 
     def step(x, carry, k, t, h, t_next, z, s, u, ws):
         XN = ws[0]
@@ -415,6 +429,7 @@ class Heun(Method):
     name = "heun"
     strong_order = {"additive": None, "diagonal": None, "scalar": None, "general": None, "ode": 2.0}
     weak_order = 2.0
+    precisions = ("float64", "float32")
 
     def supports(self, sde):
         return None if sde.is_ode else f"Heun integrates ODEs only; {type(sde).__name__} has noise"
@@ -423,17 +438,19 @@ class Heun(Method):
         return 0
 
     def batched_step(self, sde, x, carry, k, t, h, t_next, z, s, u):
-        f = np.asarray(sde.drift(x, t), dtype=np.float64)
+        f = np.asarray(sde.drift(x, t), dtype=x.dtype)
         xp = x + h * f
-        f2 = np.asarray(sde.drift(xp, t_next), dtype=np.float64)
+        f2 = np.asarray(sde.drift(xp, t_next), dtype=x.dtype)
         return x + 0.5 * h * (f + f2)
 
-    def fused(self, sde, face, h, jit):
+    def fused(self, sde, face, h, jit, dtype=np.float64):
         drift = face.drift
         dim = sde.dim
+        FT = dtype
+        half = FT(0.5)
 
         def make_ws(n):
-            return (np.empty((n, dim)), np.empty((n, dim)), np.empty(dim))
+            return (np.empty((n, dim), FT), np.empty((n, dim), FT), np.empty(dim, FT))
 
         def step(x, carry, k, t, h, t_next, z, s, u, ws):
             F, F2, xp = ws
@@ -446,7 +463,7 @@ class Heun(Method):
                 drift(xp, t_next, F2[i])
             for i in range(n):
                 for r in range(dim):
-                    x[i, r] = x[i, r] + 0.5 * h * (F[i, r] + F2[i, r])
+                    x[i, r] = x[i, r] + half * h * (F[i, r] + F2[i, r])
 
         return {"make_ws": make_ws, "step": step, "init_carry": _no_carry, "aux": _no_aux}
 

@@ -20,13 +20,26 @@ from .._version import __version__
 from ..sde.base import SDE
 from .methods import Method, get_method
 
-__all__ = ["RunPlan", "make_plan", "save_steps", "n_saved", "step_times", "FLOAT_MAX"]
+__all__ = ["RunPlan", "make_plan", "save_steps", "n_saved", "step_times", "FLOAT_MAX", "PRECISIONS", "check_precision"]
 
 FLOAT_MAX = sys.float_info.max
 # A run holds at most this many saved frames and paths (beyond, arrays and files become impractical; the check
 # turns an allocation failure deep inside NumPy into a clear error at the boundary).
 MAX_FRAMES = 2**40
 MAX_PATHS = 2**40
+# ``precision=``: the type of the state and of the step arithmetic (time, noise transform and energies stay float64)
+PRECISIONS = ("float64", "float32")
+
+
+def check_precision(precision) -> str:
+    """``"float64"`` or ``"float32"`` (``np.float32`` and ``np.dtype`` spellings accepted), else ``ValueError``."""
+    try:
+        name = precision if isinstance(precision, str) or precision is None else np.dtype(precision).name
+    except TypeError:
+        name = None
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return name
 
 
 def n_saved(n_steps: int, save_every: int, save_start: int = 0, save_last: bool = True) -> int:
@@ -75,6 +88,7 @@ class RunPlan:
     save_start: int = 0
     save_last: bool = True
     path_offset: int = 0  # index of path 0 in the noise scheme's path numbering (sharded ensembles)
+    precision: str = "float64"  # state and step arithmetic (PRECISIONS)
     meta: dict = field(default_factory=dict, compare=False)
 
     @cached_property
@@ -85,6 +99,11 @@ class RunPlan:
     def n_regular(self) -> int:
         """Saved frames on the regular grid ``save_start + j save_every``."""
         return (self.n_steps - self.save_start) // self.save_every + 1
+
+    @property
+    def state_dtype(self) -> np.dtype:
+        """The NumPy type of the state ``x`` the driver advances (``precision``)."""
+        return np.dtype(self.precision)
 
     @property
     def times(self) -> np.ndarray:
@@ -104,7 +123,7 @@ class RunPlan:
             "save_start": self.save_start, "save_last": self.save_last, "seed": self.seed.to_json(),
             "method": self.method, "driver": self.driver, "noise_scheme": self.noise,
             "max_abs": None if math.isinf(self.max_abs) else self.max_abs, "path_offset": self.path_offset,
-            "increments": bool(self.meta.get("increments", False)),
+            "precision": self.precision, "increments": bool(self.meta.get("increments", False)),
             "package_version": __version__, "numpy_version": np.__version__, "numba_version": numba.__version__,
         }
 
@@ -124,7 +143,7 @@ class RunPlan:
             driver=str(d["driver"]), noise=parse_scheme(d.get("noise_scheme", NOISE_V1)),
             max_abs=math.inf if max_abs is None else float(max_abs), save_start=int(d.get("save_start", 0)),
             save_last=bool(d.get("save_last", True)), path_offset=int(d.get("path_offset", 0)),
-            meta={"increments": bool(d.get("increments", False))},
+            precision=check_precision(d.get("precision", "float64")), meta={"increments": bool(d.get("increments", False))},
         )
 
     def with_(self, **changes) -> RunPlan:
@@ -133,7 +152,8 @@ class RunPlan:
 
 def make_plan(sde: SDE, x0: np.ndarray, *, t0, t1=None, dt=None, save_every=1, method="euler_maruyama",
               seed=None, driver="auto", increments=None, max_abs=math.inf, noise=None, save_start: int = 0,
-              save_last: bool = True, n_steps: int | None = None, path_offset: int = 0) -> RunPlan:
+              save_last: bool = True, n_steps: int | None = None, path_offset: int = 0,
+              precision="float64") -> RunPlan:
     """Validate the public arguments and fix the time grid (raises ``ValueError``/``TypeError``).
 
     The grid is ``t_k = t0 + k h`` with ``h = (t1 - t0) / n_steps``; ``|t1 - t0| / dt`` must be a whole number
@@ -186,6 +206,12 @@ def make_plan(sde: SDE, x0: np.ndarray, *, t0, t1=None, dt=None, save_every=1, m
         raise ValueError(f"{n_save} saved frames is more than {MAX_FRAMES}; raise save_every")
     _checks.require_memory(24.0 * n_save, f"the time grid of {n_save} saved frames (steps and times)")
     scheme = parse_scheme(noise)
+    precision = check_precision(precision)
+    if precision != "float64" and scheme == NOISE_V1:
+        raise ValueError("precision='float32' needs noise scheme v2 (v1 is kept to resume float64 files)")
+    if precision not in getattr(meth, "precisions", ("float64",)):
+        raise ValueError(f"method {meth.name!r} runs in {list(getattr(meth, 'precisions', ('float64',)))} only, "
+                         f"not precision={precision!r}")
     if scheme == NOISE_V1 and (meth.n_uniforms(sde) or meth.carry_dim(sde)):
         raise ValueError(f"noise scheme v1 is kept for simulate's legacy methods; {meth.name} needs v2")
     if increments is not None and meth.noise_lookahead:
@@ -201,5 +227,5 @@ def make_plan(sde: SDE, x0: np.ndarray, *, t0, t1=None, dt=None, save_every=1, m
         n_paths=n, dim=sde.dim, noise_dim=meth.n_normals(sde), t0=t0, t1=t1, dt=dt, h=h, n_steps=n_steps,
         save_every=save_every, seed=resolve_seed(seed), method=meth.name, driver=chosen, noise=scheme,
         max_abs=max_abs, save_start=save_start, save_last=bool(save_last),
-        path_offset=_checks.count(path_offset, "path_offset", 0), meta={"increments": increments is not None},
+        path_offset=_checks.count(path_offset, "path_offset", 0), precision=precision, meta={"increments": increments is not None},
     )

@@ -104,7 +104,8 @@ def run_plan(sde: SDE, plan: RunPlan, x: np.ndarray, sink, *, start_step: int = 
 def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every: int = 1,
              method: str = "euler_maruyama", seed=None, out=None, progress: bool | None = None,
              increments=None, driver: str = "auto", threads: int | None = None, max_abs: float = math.inf,
-             dtype: str = "float64", noise: str | None = None, **out_options: Any) -> Trajectory:
+             dtype: str | None = None, noise: str | None = None, precision: str = "float64",
+             **out_options: Any) -> Trajectory:
     """Simulate an ensemble of paths of ``sde`` from ``x0`` on ``[t0, t1]`` with a fixed step.
 
     Args:
@@ -132,10 +133,20 @@ def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every:
         driver: ``"auto"``, ``"fused"`` or ``"batched"``.
         threads: worker threads of the fused driver (default ``NUMBA_NUM_THREADS``); results do not depend on it.
         max_abs: a state with ``|x| > max_abs`` counts as diverged (NaN and +-inf always do).
-        dtype: ``"float64"`` (default) or ``"float32"``: the type of the saved frames, in the file (``out``) or in
-            memory (``traj.x``). The integration is float64 either way; frames are rounded once when saved.
+        dtype: ``"float64"`` or ``"float32"``: the type of the saved frames, in the file (``out``) or in memory
+            (``traj.x``); default: the ``precision``. A float64 run with ``dtype="float32"`` rounds frames once
+            when they are saved.
         noise: the noise scheme, ``"v2"`` (default: counter-based Philox4x32-10 with Box–Muller; a path's noise is
             independent of the ensemble size) or ``"v1"`` (per chunk/block PCG64 streams of earlier versions).
+        precision: ``"float64"`` (default) or ``"float32"``: the type of the state and of the step arithmetic.
+            In float32 the state, the drift and diffusion values and the update are float32 (models that declare
+            ``float32_face``, such as OU and overdamped Langevin in the built-in potentials, also keep their
+            constants in float32; the kernels of other models compute in float64 and round on store). Time,
+            the noise transform (each normal is the float64 normal of scheme v2 rounded once, so a float32 run
+            sees the same noise as a float64 run of the same seed), transcendental functions of expression
+            potentials, energies and the carry of MCMC layers stay float64. Needs noise scheme v2 and a method
+            that lists float32 in ``precisions``; the frames are float32 unless ``dtype`` says otherwise.
+            See ``docs/precision.md``.
 
     Returns:
         :class:`Trajectory` with ``t`` ``(n_save,)``, ``x`` ``(n_save, n_paths, dim)``.
@@ -146,11 +157,13 @@ def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every:
             saved before it are kept (in ``err.trajectory`` or in the file, whose status becomes ``"diverged"``).
     """
     x = _validate_x0(sde, x0)
-    dtype = _output_dtype(dtype).name
     plan = make_plan(sde, x, t0=t0, t1=t1, dt=dt, save_every=save_every, method=method, seed=seed, driver=driver,
-                     increments=increments, max_abs=max_abs, noise=noise)
+                     increments=increments, max_abs=max_abs, noise=noise, precision=precision)
+    dtype = _output_dtype(plan.precision if dtype is None else dtype).name
     meth = get_method(method, sde)
     _check_contract(sde, x, plan.t0, meth.name)
+    if plan.state_dtype != x.dtype:
+        x = _checks.in_range_of(x, plan.state_dtype, "x0")  # the float32 state: x0 rounded once
     if increments is not None:
         increments = np.asarray(increments, dtype=np.float64)
     if threads is not None:

@@ -30,6 +30,8 @@ class MetropolisAdjusted(Method):
     strong_order = {"additive": None, "diagonal": None, "scalar": None, "general": None, "ode": None}
     weak_order = math.inf  # its stationary law is exact; transient moments are only O(h)
     proposal = EulerMaruyama()
+    # float32: the proposal is float32 arithmetic; energies, the log ratio and the accept counts stay float64
+    precisions = ("float64", "float32")
 
     def supports(self, sde):
         if not sde.gradient_flow:
@@ -83,16 +85,17 @@ class MetropolisAdjusted(Method):
         return carry[:, [0, sde.dim + 1]]
 
     # ------------------------------------------------------------------ fused face
-    def fused(self, sde, face, h, jit):
+    def fused(self, sde, face, h, jit, dtype=np.float64):
         U, kT, _ = sde.gradient_flow_form()
         energy = U.numba_energy(jit)
         drift, diff = face.drift, face.diffusion
         inc = jit(em_increment)
         d = sde.dim
         ikT = 1.0 / kT
+        FT = dtype
 
         def make_ws(n):
-            return (np.empty(d), np.empty(d), np.empty(d))
+            return (np.empty(d, FT), np.empty(d, FT), np.empty(d, FT))
 
         def init_carry(x, carry, t):
             for i in range(x.shape[0]):
@@ -107,7 +110,7 @@ class MetropolisAdjusted(Method):
             for i in range(x.shape[0]):
                 fwd = 0.0
                 for r in range(d):
-                    y[r] = inc(x[i, r], carry[i, 1 + r], g0[r], s * z[i, r], h)
+                    y[r] = inc(x[i, r], FT(carry[i, 1 + r]), g0[r], s * z[i, r], h)
                     fwd += z[i, r] * z[i, r]
                 vy = energy(y)
                 drift(y, t, fy)
@@ -144,6 +147,12 @@ class WithEnergy(Method):
         self.weak_order = method.weak_order
         self.noise_form = method.noise_form
         self.step_dependent = method.step_dependent
+        self.precisions = method.precisions
+        self.noise_lookahead = method.noise_lookahead  # Leimkuhler–Matthews: step k draws xi_{k+1}
+
+    @property
+    def invariant_order(self):
+        return self.inner.invariant_order
 
     @property
     def cache_key(self):
@@ -174,8 +183,9 @@ class WithEnergy(Method):
         e = np.asarray(self.potential.energy(x[:, :self.qdim]), dtype=np.float64)[:, None]
         return np.concatenate([self.inner.batched_aux(sde, x, carry), e], axis=1)
 
-    def fused(self, sde, face, h, jit):
-        parts = dict(self.inner.fused(sde, face, h, jit))
+    def fused(self, sde, face, h, jit, dtype=np.float64):
+        parts = dict(self.inner.fused(sde, face, h, jit) if dtype is np.float64 else
+                     self.inner.fused(sde, face, h, jit, dtype=dtype))
         inner_aux = jit(parts["aux"])
         energy = self.potential.numba_energy(jit)
         q = self.qdim

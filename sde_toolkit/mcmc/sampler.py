@@ -29,7 +29,7 @@ from .. import _random as R
 from .._progress import Progress
 from ..integrate import driver as _driver
 from ..integrate.methods import EulerMaruyama, LeimkuhlerMatthews, Method, Splitting
-from ..integrate.plan import make_plan
+from ..integrate.plan import check_precision, make_plan
 from ..sde.base import SDE
 from ..sde.langevin import OverdampedLangevin, UnderdampedLangevin
 from ..sde.potentials import Potential, ScorePotential
@@ -250,7 +250,7 @@ class _Recorder:
     """The sink of a sampler run: kept samples (positions ``[:qdim]``), energies and accept counts, in memory or
     streamed to a :class:`~sde_toolkit.io.chains.ChainsWriter` (one durable commit per block of kept samples)."""
 
-    def __init__(self, n_kept, n, qdim, energy_col, accept_col, writer=None):
+    def __init__(self, n_kept, n, qdim, energy_col, accept_col, writer=None, dtype=np.float64):
         self.qdim, self.energy_col, self.accept_col = qdim, energy_col, accept_col
         self.writer = writer
         self.in_memory = writer is None
@@ -258,7 +258,7 @@ class _Recorder:
         self.n = 0
         self.status = "running"
         if writer is None:
-            self.samples = np.empty((n_kept, n, qdim))
+            self.samples = np.empty((n_kept, n, qdim), dtype=dtype)
             self.energies: np.ndarray | None = np.empty((n_kept, n)) if energy_col is not None else None
 
     def write(self, steps, times, frames, aux=None):
@@ -318,6 +318,7 @@ def langevin(
     store_energy: bool = True,
     out=None,
     overwrite: bool = False,
+    precision: str = "float64",
 ) -> Chains:
     """Run ``n_chains`` Langevin MCMC chains targeting ``pi(x) ~ exp(-V(x) / kT)``.
 
@@ -353,6 +354,10 @@ def langevin(
             the same, bit for bit, as without ``out``; the returned :class:`Chains` is read back from the file.
             ``KeyboardInterrupt`` publishes the committed samples with status ``"interrupted"``.
         overwrite: replace an existing ``out`` (otherwise ``FileExistsError``).
+        precision: ``"float64"`` (default) or ``"float32"``: the type of the chains' state and of the proposal
+            arithmetic (see :func:`sde_toolkit.simulate`); energies, MALA's log acceptance ratio, the accept
+            counts and the noise transform stay float64. The in-memory samples are float32; a file (``out``)
+            stores them as float64, which holds every float32 exactly.
 
     Returns:
         :class:`Chains`.
@@ -379,6 +384,7 @@ def langevin(
             "(need (n_steps - burn_in) // thin >= 1)"
         )
     n_threads = _n_threads(n_threads)
+    precision = check_precision(precision)
     is_potential = isinstance(target, Potential)
     if not is_potential and not callable(target):
         raise TypeError(f"target must be a Potential or a score callable, got {type(target).__name__}")
@@ -418,7 +424,8 @@ def langevin(
     accept_col = 1 if method == "mala" else None
     driver = "batched" if (backend == "numpy" or not potential.has_numba_face) else "auto"
     plan = make_plan(sde, x, t0=0.0, dt=h, n_steps=n_steps, save_every=thin, save_start=burn_in + thin,
-                     save_last=False, method=meth, seed=seed, driver=driver)
+                     save_last=False, method=meth, seed=seed, driver=driver, precision=precision)
+    x = np.ascontiguousarray(_checks.in_range_of(x, plan.state_dtype, "x0"))
     used = "numba" if plan.driver == "fused" else "numpy"
     n_kept = (n_steps - burn_in) // thin
     writer = block = None
@@ -430,9 +437,9 @@ def langevin(
             out, n_kept=n_kept, n_chains=n, dim=d, method=method, step=h, kT=kT, gamma=gamma, n_steps=n_steps,
             burn_in=burn_in, thin=thin, seed=seed, backend=used, has_energies=records_energy,
             has_accepted=method == "mala", has_momentum=method == "baoab", overwrite=overwrite,
-            config={"target": repr(target), "t": t, "store_energy": bool(store_energy)},
+            config={"target": repr(target), "t": t, "store_energy": bool(store_energy), "precision": precision},
         )
-    rec = _Recorder(n_kept, n, d, energy_col, accept_col, writer)
+    rec = _Recorder(n_kept, n, d, energy_col, accept_col, writer, dtype=plan.state_dtype)
     desc = f"mcmc {method}"
     try:
         t_start = time.perf_counter()

@@ -67,10 +67,11 @@ def prepare_simulation(cfg: Config, out=None, overwrite: bool | None = None, che
         x = _validate_x0(sde, x0)
         make_plan(sde, x, t0=opts["t0"], t1=opts["t1"], dt=opts["dt"], save_every=opts["save_every"],
                   method=opts["method"], seed=opts["seed"], driver=opts["driver"],
-                  max_abs=opts.get("max_abs", math.inf))
+                  max_abs=opts.get("max_abs", math.inf), precision=opts["precision"])
     except (ValueError, TypeError) as exc:
         msg = str(exc)
-        key = next((k for k in ("method", "driver", "dt", "t1", "t0", "save_every", "max_abs") if k in msg), None)
+        key = next((k for k in ("precision", "method", "driver", "dt", "t1", "t0", "save_every", "max_abs")
+                    if k in msg), None)
         raise ConfigError(msg, "integrate", key) from None
     oo = output_options(tables["output"])
     if overwrite is not None:

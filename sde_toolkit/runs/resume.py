@@ -112,7 +112,9 @@ def resume(path, sde=None, progress: bool | None = None, *, threads: int | None 
     if len(plan.save_steps) != run.n_expected:
         raise ResumeError(f"{src}: stored plan gives {len(plan.save_steps)} frames, file expects {run.n_expected}")
     step, state = run.checkpoint()
-    x = np.ascontiguousarray(state, dtype=np.float64)
+    x = np.ascontiguousarray(state, dtype=plan.state_dtype)  # a float32 run's checkpoint holds float32 values
+    if plan.state_dtype != np.float64 and not np.array_equal(x.astype(np.float64), state):
+        raise ResumeError(f"{src}: its checkpoint is not a {plan.precision} state; the file is not from this plan")
     override = override_entry("resume --force", report) if report.problems else None
     if src == out:
         publish(out, part)  # never over a .partial that appeared meanwhile

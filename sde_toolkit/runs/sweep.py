@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _checks
 from .._random import Seed, resolve_seed
 from ..config import SIMULATION_TABLES, Config, ConfigError, load_config
 
@@ -299,9 +300,13 @@ def run_shard(folder: str, shard: _Shard, threads: int = 1) -> dict:
         o = job.integrate
         plan = make_plan(job.sde, x, t0=o["t0"], t1=o["t1"], dt=o["dt"], save_every=o["save_every"],
                          method=o["method"], seed=o["seed"], driver=o["driver"],
-                         max_abs=o.get("max_abs", math.inf), path_offset=shard.start)
+                         max_abs=o.get("max_abs", math.inf), path_offset=shard.start,
+                         precision=o.get("precision", "float64"))
         _check_contract(job.sde, x, plan.t0, plan.method)
+        x = _checks.in_range_of(x, plan.state_dtype, "x0")
         opts = {k: v for k, v in job.output.items() if k != "overwrite"}
+        if opts.get("dtype") is None:
+            opts["dtype"] = plan.precision
         sink = open_file_sink(out, plan, job.sde, x, config=shard.config, overwrite=False, **opts)
         try:
             run_plan(job.sde, plan, x, sink, progress=False, threads=threads, out_label=str(out))

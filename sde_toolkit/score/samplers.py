@@ -87,7 +87,7 @@ class ScoreSampler(Model, Method):
             return f"the {self.name!r} sampler runs time backwards; {type(sde).__name__} is not backward"
         return None
 
-    def fused(self, sde, face, h, jit):
+    def fused(self, sde, face, h, jit, dtype=np.float64):  # float64 only (precisions)
         raise NotImplementedError(f"the {self.name!r} sampler has no fused face (it runs on the batched driver)")
 
     def __repr__(self) -> str:
@@ -151,7 +151,7 @@ class ReverseEulerMaruyama(ScoreSampler):
         w = s if (self.noise and t_next != self.t_end) else 0.0
         return _EM.batched_step(sde, x, carry, k, t, h, t_next, z, w, u)
 
-    def fused(self, sde, face, h, jit):
+    def fused(self, sde, face, h, jit, dtype=np.float64):  # float64 only (precisions)
         parts = dict(_EM.fused(sde, face, h, jit))
         inner = jit(parts["step"])
         t_end, noisy = self.t_end, self.noise
@@ -200,7 +200,7 @@ class ProbabilityFlowHeun(ScoreSampler):
     def batched_step(self, sde, x, carry, k, t, h, t_next, z, s, u):
         return _HEUN.batched_step(sde, x, carry, k, t, h, t_next, z, s, u)
 
-    def fused(self, sde, face, h, jit):
+    def fused(self, sde, face, h, jit, dtype=np.float64):  # float64 only (precisions)
         return _HEUN.fused(sde, face, h, jit)
 
 

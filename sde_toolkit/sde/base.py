@@ -208,6 +208,9 @@ class SDE(Model, abc.ABC):
     """
 
     has_numba_face: bool = False
+    # numba_face(jit, dtype=np.float32) builds kernels whose constants are float32 (float32 arithmetic throughout;
+    # precision="float32"); without it a float32 run uses the float64 face, whose results are rounded on store
+    float32_face: bool = False
     linear: ClassVar[bool] = False
     is_ode: bool = False
     backward: ClassVar[bool] = False

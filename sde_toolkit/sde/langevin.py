@@ -82,11 +82,18 @@ class OverdampedLangevin(SDE):
     def gradient_flow_form(self):
         return self.potential, self.kT, self.gamma
 
-    def numba_face(self, jit=_default_jit) -> NumbaFace:
-        grad = self.potential.numba_grad(jit)
+    float32_face = True
+
+    def numba_face(self, jit=_default_jit, dtype=np.float64) -> NumbaFace:
+        """The kernels; ``dtype=np.float32``: float32 constants here and in potentials with ``float32_grad``
+        (the others' gradients compute in float64 and round on store). ``log_target`` stays float64."""
+        FT = dtype
+        f32 = FT is not np.float64 and getattr(self.potential, "float32_grad", False)
+        kw = {"dtype": FT} if f32 else {}
+        grad = self.potential.numba_grad(jit, **kw)
         energy = self.potential.numba_energy(jit) if self.potential.has_energy else None
-        inv_g = 1.0 / self.gamma
-        s = self.noise_scale
+        inv_g = FT(1.0 / self.gamma)
+        s = FT(self.noise_scale)
         inv_kT = 1.0 / self.kT
         d = self.dim
 
@@ -112,7 +119,7 @@ class OverdampedLangevin(SDE):
             log_target = jit(log_target_)
         drift_block = None
         if self.potential.has_grad_block:
-            grad_block = self.potential.numba_grad_block(jit, d)
+            grad_block = self.potential.numba_grad_block(jit, d, **kw)
 
             def drift_block_(X, t, F):
                 grad_block(X, F)  # the row face's operations in its order: the same bits

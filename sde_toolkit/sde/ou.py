@@ -218,14 +218,20 @@ class OrnsteinUhlenbeck(SDE):
         return self.dim
 
     # numba face
-    def numba_face(self, jit=_default_jit) -> NumbaFace:
+    float32_face = True
+
+    def numba_face(self, jit=_default_jit, dtype=np.float64) -> NumbaFace:
+        """The kernels; ``dtype=np.float32`` casts the coefficients, so that float32 states stay float32
+        (the exact transition keeps float64 coefficients: it is a single matrix product per step)."""
         d = self.dim
-        mu = self.mu.copy()
-        theta = self.theta_matrix.copy()
-        sig = self.sigma_matrix.copy()
+        FT = dtype
+        mu = self.mu.astype(FT)
+        theta = self.theta_matrix.astype(FT)
+        sig = self.sigma_matrix.astype(FT)
+        mu64 = self.mu.copy()
         m = self.noise_dim
         if self.theta_is_diag:
-            th = np.diag(self.theta_matrix).copy()
+            th = np.diag(self.theta_matrix).astype(FT)
 
             def drift(x, t, out):
                 for i in range(d):
@@ -264,7 +270,7 @@ class OrnsteinUhlenbeck(SDE):
                         out[i, j] = sig[i, j]
         else:
             assert self.sigma_vec is not None  # diagonal noise
-            sv = self.sigma_vec.copy()
+            sv = self.sigma_vec.astype(FT)
 
             def diffusion(x, t, out):
                 for i in range(d):
@@ -284,9 +290,9 @@ class OrnsteinUhlenbeck(SDE):
 
             def step(x, t, z, out):
                 for i in range(d):
-                    acc = mu[i]
+                    acc = mu64[i]
                     for j in range(d):
-                        acc += F[i, j] * (x[j] - mu[j]) + L[i, j] * z[j]
+                        acc += F[i, j] * (x[j] - mu64[j]) + L[i, j] * z[j]
                     out[i] = acc
 
             return jit(step)

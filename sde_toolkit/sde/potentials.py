@@ -50,6 +50,8 @@ class Potential(Model, abc.ABC):
     has_numba_face = True
     has_energy = True
     has_grad_block: bool = False
+    # numba_grad / numba_grad_block take dtype=np.float32 (float32 constants: float32 arithmetic on float32 rows)
+    float32_grad: bool = False
 
     @abc.abstractmethod
     def energy(self, x) -> np.ndarray: ...
@@ -91,6 +93,7 @@ class Harmonic(Potential):
 
     _fields = ("k", "center")
     has_grad_block = True
+    float32_grad = True
 
     def __init__(self, k: float = 1.0, center: float = 0.0):
         self.k = _num(k, "Harmonic: k", positive=True)
@@ -115,8 +118,8 @@ class Harmonic(Potential):
 
         return jit(energy)
 
-    def numba_grad(self, jit=_default_jit):
-        k, c = float(self.k), float(self.center)
+    def numba_grad(self, jit=_default_jit, dtype=np.float64):
+        k, c = dtype(self.k), dtype(self.center)
 
         def grad(x, out):
             for i in range(x.shape[0]):
@@ -124,8 +127,8 @@ class Harmonic(Potential):
 
         return jit(grad)
 
-    def numba_grad_block(self, jit=_default_jit, dim: int = 1):
-        k, c, d = float(self.k), float(self.center), int(dim)
+    def numba_grad_block(self, jit=_default_jit, dim: int = 1, dtype=np.float64):
+        k, c, d = dtype(self.k), dtype(self.center), int(dim)
 
         def grad_block(X, G):
             m = X.shape[0] * d
@@ -141,6 +144,7 @@ class DoubleWell(Potential):
 
     _fields = ("a", "b")
     has_grad_block = True
+    float32_grad = True
 
     def __init__(self, a: float = 1.0, b: float = 1.0):
         self.a = _num(a, "DoubleWell: a", positive=True)
@@ -165,8 +169,8 @@ class DoubleWell(Potential):
 
         return jit(energy)
 
-    def numba_grad(self, jit=_default_jit):
-        a4, b = 4.0 * float(self.a), float(self.b)
+    def numba_grad(self, jit=_default_jit, dtype=np.float64):
+        a4, b = dtype(4.0 * float(self.a)), dtype(self.b)
 
         def grad(x, out):
             for i in range(x.shape[0]):
@@ -174,8 +178,8 @@ class DoubleWell(Potential):
 
         return jit(grad)
 
-    def numba_grad_block(self, jit=_default_jit, dim: int = 1):
-        a4, b, d = 4.0 * float(self.a), float(self.b), int(dim)
+    def numba_grad_block(self, jit=_default_jit, dim: int = 1, dtype=np.float64):
+        a4, b, d = dtype(4.0 * float(self.a)), dtype(self.b), int(dim)
 
         def grad_block(X, G):
             m = X.shape[0] * d
@@ -418,23 +422,56 @@ class MullerBrown(Potential):
 # subexpressions are computed once (``sympy.cse``), and every ``sin(a)``/``cos(a)`` pair comes from one
 # ``sincos(a)`` (one range reduction). Names in the source are internal (``_v0``, ``_t0``, ``_s0``...; variable
 # names cannot start with ``_``), so no variable shadows a function.
-def _numba_namespace() -> dict:
+def _numba_namespace(f32: bool = False) -> dict:
     ns = {k: getattr(math, k) for k in dir(math) if not k.startswith("_")}
     ns.update(exp=_vmath.exp, log=_vmath.log, sin=_vmath.sin, cos=_vmath.cos, tanh=_vmath.tanh, pow=_vmath.pow,
               sincos=_vmath.sincos)
+    if f32:  # float32 rows: float32 constants, float32 sin/cos; exp/log/tanh/pow in float64, rounded once
+        ns.update(_f=np.float32, sin=_vmath.sin_f32, cos=_vmath.cos_f32, sincos=_vmath.sincos_f32,
+                  sincos_cw=_vmath.sincos_f32_cw, _cwout=_vmath.f32_cw_out, exp=_F32_WRAPPED["exp"],
+                  log=_F32_WRAPPED["log"], tanh=_F32_WRAPPED["tanh"], pow=_F32_WRAPPED["pow"])
     return ns
 
 
-def _numba_source(name: str, syms, exprs, outputs: bool, block: bool = False) -> str:
+def _f32_wrappers() -> dict:
+    from .._jit import jit
+
+    def exp(x):
+        return np.float32(_vmath.exp(np.float64(x)))
+
+    def log(x):
+        return np.float32(_vmath.log(np.float64(x)))
+
+    def tanh(x):
+        return np.float32(_vmath.tanh(np.float64(x)))
+
+    def pow(x, y):
+        return np.float32(_vmath.pow(np.float64(x), np.float64(y)))
+
+    return {f.__name__: jit(f, inline="always") for f in (exp, log, tanh, pow)}
+
+
+_F32_WRAPPED = _f32_wrappers()
+
+
+def _numba_source(name: str, syms, exprs, outputs: bool, block: bool = False, f32: bool = False) -> str:
     """The source of ``name(_x)`` returning ``exprs[0]`` (``outputs=False``) or ``name(_x, _out)`` writing
     ``_out[i] = exprs[i]``, for ``_x`` a row holding ``syms``; with ``block=True`` (``outputs`` only), the same
-    statements in a loop over the rows of an ``(n, dim)`` block, ``_out[_i, k] = exprs[k](_x[_i])``."""
+    statements in a loop over the rows of an ``(n, dim)`` block, ``_out[_i, k] = exprs[k](_x[_i])``.
+
+    ``f32=True`` (float32 rows): numbers become float32 constants (``_f(...)``; a Python number would promote the
+    arithmetic to float64), integer powers stay integer, sin/cos are the float32 kernels, and a block runs the
+    Cody-Waite-only ``sincos_cw`` and reruns itself with the full-range ``sincos`` when an argument is out of its
+    range (the same bits; see :mod:`sde_toolkit._vmath`)."""
     import sympy as sp
+    from sympy.printing.precedence import precedence
     from sympy.printing.pycode import PythonCodePrinter
 
     class _Printer(PythonCodePrinter):
         def _print_Pow(self, e, rational=False):
             p = e.exp
+            if f32 and p.is_Integer:  # x**k with an int k: stays in the type of x
+                return f"{self.parenthesize(e.base, precedence(e), strict=False)}**{int(p)}"
             if rational or p.is_Integer or p in (sp.S.Half, -sp.S.Half):  # x**k: multiplications; sqrt, 1/sqrt
                 return super()._print_Pow(e, rational=rational)
 
@@ -442,6 +479,21 @@ def _numba_source(name: str, syms, exprs, outputs: bool, block: bool = False) ->
                 return repr(float(a)) if a.is_Number else self._print(a)
 
             return f"pow({arg(e.base)}, {arg(p)})"
+
+        if f32:
+            def _print_Float(self, e):
+                return f"_f({float(e)!r})"
+
+            def _print_Integer(self, e):
+                return f"_f({int(e)})"
+
+            def _print_Rational(self, e):
+                return f"_f({float(e)!r})"
+
+            def _print_NumberSymbol(self, e):
+                return f"_f({float(e)!r})"
+
+            _print_Pi = _print_Exp1 = _print_NumberSymbol
 
     printer = _Printer({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True})
     inner = [sp.Symbol(f"_v{i}", real=True) for i in range(len(syms))]
@@ -459,7 +511,8 @@ def _numba_source(name: str, syms, exprs, outputs: bool, block: bool = False) ->
     def xs(i):
         return f"_xf[{D} * _i + {i}]" if flat else (f"_x[_i, {i}]" if block else f"_x[{i}]")
 
-    lines = [f"{ind}_v{i} = {xs(i)}" for i in range(D)]
+    # statements: plain lines, or ("sincos", k, argument) rendered per variant below
+    stmts: list = [f"_v{i} = {xs(i)}" for i in range(D)]
     pairs: dict = {}
 
     def lower(e):
@@ -470,23 +523,44 @@ def _numba_source(name: str, syms, exprs, outputs: bool, block: bool = False) ->
             if a not in pairs:
                 k = len(pairs)
                 pairs[a] = (sp.Symbol(f"_s{k}"), sp.Symbol(f"_c{k}"))
-                lines.append(f"{ind}_s{k}, _c{k} = sincos({printer.doprint(a)})")
+                stmts.append(("sincos", k, printer.doprint(a)))
             sub[f] = pairs[a][0 if isinstance(f, sp.sin) else 1]
         return e.xreplace(sub)
 
     for sym, rhs in repl:
         rhs = lower(rhs)
-        lines.append(f"{ind}{sym} = {printer.doprint(rhs)}")
+        stmts.append(f"{sym} = {printer.doprint(rhs)}")
     reduced = [lower(e) for e in reduced]
+
+    def render(fast: bool, ind: str) -> list[str]:
+        out = []
+        for st_ in stmts:
+            if isinstance(st_, str):
+                out.append(ind + st_)
+            elif fast:
+                _, k, a = st_
+                out += [f"{ind}_a{k} = {a}", f"{ind}_s{k}, _c{k} = sincos_cw(_a{k})", f"{ind}_bad += _cwout(_a{k})"]
+            else:
+                _, k, a = st_
+                out.append(f"{ind}_s{k}, _c{k} = sincos({a})")
+        return out
+
     if block:
         if flat:
-            lines += [f"{ind}_of[{D} * _i + {i}] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
+            stores = [f"_of[{D} * _i + {i}] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
             head = (f"def {name}(_x, _out):\n    _n = _x.shape[0]\n    _xf = _x.reshape({D} * _n)\n"
-                    f"    _of = _out.reshape({D} * _n)\n    for _i in range(_n):\n")
+                    f"    _of = _out.reshape({D} * _n)\n")
         else:
-            lines += [f"{ind}_out[_i, {i}] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
-            head = f"def {name}(_x, _out):\n    for _i in range(_x.shape[0]):\n"
-        return head + "\n".join(lines) + "\n"
+            stores = [f"_out[_i, {i}] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
+            head = f"def {name}(_x, _out):\n    _n = _x.shape[0]\n"
+        if f32 and pairs:  # the optimistic Cody-Waite loop, and the full-range rerun when it did not apply
+            body = (["    _bad = 0", "    for _i in range(_n):"] + render(True, ind) + [ind + t for t in stores]
+                    + ["    if _bad > 0:", "        for _i in range(_n):"] + render(False, ind + "    ")
+                    + [ind + "    " + t for t in stores])
+        else:
+            body = ["    for _i in range(_n):"] + render(False, ind) + [ind + t for t in stores]
+        return head + "\n".join(body) + "\n"
+    lines = render(False, ind)
     if outputs:
         lines += [f"    _out[{i}] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
         return f"def {name}(_x, _out):\n" + "\n".join(lines) + "\n"
@@ -508,6 +582,7 @@ class ExpressionPotential(Potential):
     _fields = ("expression", "variables")
     dim: int  # always known: one coordinate per variable
     has_grad_block = True
+    float32_grad = True
 
     def __init__(self, expression: str, variables=("x",)):
         import sympy as sp
@@ -550,16 +625,18 @@ class ExpressionPotential(Potential):
         exec(_numba_source("energy", self._syms, [self._expr], outputs=False), ns)  # whitelisted, printed by SymPy
         return jit(ns["energy"])
 
-    def numba_grad(self, jit=_default_jit):
-        ns = _numba_namespace()
-        exec(_numba_source("grad", self._syms, self._grad_exprs, outputs=True), ns)
+    def numba_grad(self, jit=_default_jit, dtype=np.float64):
+        f32 = dtype is np.float32
+        ns = _numba_namespace(f32)
+        exec(_numba_source("grad", self._syms, self._grad_exprs, outputs=True, f32=f32), ns)
         return jit(ns["grad"])
 
-    def numba_grad_block(self, jit=_default_jit, dim: int | None = None):
+    def numba_grad_block(self, jit=_default_jit, dim: int | None = None, dtype=np.float64):
         if dim is not None:
             self.check_dim(dim)
-        ns = _numba_namespace()
-        exec(_numba_source("grad_block", self._syms, self._grad_exprs, outputs=True, block=True), ns)
+        f32 = dtype is np.float32
+        ns = _numba_namespace(f32)
+        exec(_numba_source("grad_block", self._syms, self._grad_exprs, outputs=True, block=True, f32=f32), ns)
         return jit(ns["grad_block"])
 
 

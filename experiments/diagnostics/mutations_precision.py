@@ -1,0 +1,81 @@
+"""Mutation check of ``precision="float32"``, the float32 sin/cos and the noise-transform rewrite (issue 12), on
+the harness of ``mutations.py``.
+
+Usage: python experiments/diagnostics/mutations_precision.py [--only ID[,ID...]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mutations import Mutation, run, table  # noqa: E402
+
+T = "tests/integrate/test_precision.py"
+TV = "tests/test_vmath.py"
+TR = "tests/test_random.py"
+DRV = "sde_toolkit/integrate/driver.py"
+METH = "sde_toolkit/integrate/methods.py"
+VM = "sde_toolkit/_vmath.py"
+POT = "sde_toolkit/sde/potentials.py"
+
+MUTATIONS = [
+    Mutation("f32-step-h64", "fused step gets the float64 h (the update promoted to float64, rounded once)", DRV,
+             "step(xc, cc, k, t, hs, t_next, z, s, u, ws)", "step(xc, cc, k, t, h, t_next, z, s, u, ws)",
+             (T + "::test_one_em_step_is_float32_arithmetic",)),
+    Mutation("f32-lm-carry64", "LM averages the float64 carry with the float32 normal (no cast)", METH,
+             "s * (half * (FT(carry[i, r]) + zr))", "s * (0.5 * (carry[i, r] + zr))",
+             (T + "::test_one_lm_step_on_the_seed_density_in_float32",)),
+    Mutation("f32-lm-init-unrounded", "LM's pending normals at the start step not rounded to float32", DRV,
+             "range(plan.path_offset, plan.path_offset + n), NZ)[0].astype(FT)",
+             "range(plan.path_offset, plan.path_offset + n), NZ)[0]",
+             (T + "::test_resume_prefix_and_threads_in_float32",)),
+    Mutation("f32-ou-const64", "OU face keeps float64 coefficients in a float32 run", "sde_toolkit/sde/ou.py",
+             "th = np.diag(self.theta_matrix).astype(FT)", "th = np.diag(self.theta_matrix).copy()",
+             (T + "::test_one_em_step_is_float32_arithmetic",)),
+    Mutation("f32-expr-int64", "expression float32 code prints integers as Python ints (promotes to float64)", POT,
+             'return f"_f({int(e)})"', 'return f"{int(e)}"',
+             (T + "::test_one_lm_step_on_the_seed_density_in_float32",)),
+    Mutation("f32-expr-no-rerun", "float32 block never reruns with the full-range sincos", POT,
+             '    if _bad > 0:"', '    if _bad > 10**9:"',
+             (T + "::test_block_fallback_for_huge_arguments_keeps_every_other_row",)),
+    Mutation("f32-batched-inf", "batched divergence bound compared in float32 (inf passes)", DRV,
+             "np.abs(xn) <= np.float64(max_abs)", "np.abs(xn) <= max_abs",
+             (T + "::test_float32_overflow_is_a_divergence",)),
+    Mutation("withenergy-lookahead", "WithEnergy drops the wrapped method's noise lookahead (LM chains shifted)",
+             "sde_toolkit/mcmc/layers.py",
+             "        self.noise_lookahead = method.noise_lookahead", "        pass",
+             (T + "::test_leimkuhler_matthews_chains_with_and_without_energies_are_simulate",)),
+    Mutation("sincos32-cos-sign", "float32 cos without the sign of quadrant 2", VM,
+             "cs = select((q == 1.0) | (q == 2.0), -cs, cs)", "cs = select(q == 1.0, -cs, cs)",
+             (TV + "::test_sincos_f32_ulp_error_and_cody_waite_agreement",)),
+    Mutation("sincos32-cw-part", "float32 Cody-Waite without the third part of pi/2", VM,
+             "r = ((xd - n * _CW1) - n * _CW2) - n * _CW3", "r = (xd - n * _CW1) - n * _CW2",
+             (TV + "::test_sincos_f32_ulp_error_and_cody_waite_agreement",)),
+    Mutation("sincos32-chunk", "exact float32 reduction drops its last chunk of 2/pi", VM,
+             "s46, e46 = _two_sum4(s45, _mod4(xd * _P6))", "s46, e46 = _two_sum4(s45, 0.0)",
+             (TV + "::test_sincos_f32_ulp_error_and_cody_waite_agreement",)),
+    Mutation("sincos32-limit", "Cody-Waite range limit 2^25 for 2^24 (n pi/2 no longer exact)", VM,
+             "F32_CW_MAX = 16777216.0", "F32_CW_MAX = 33554432.0",
+             (TV + "::test_sincos_f32_ulp_error_and_cody_waite_agreement",)),
+    Mutation("uint-f64-magic", "exact uint-to-float of the Box-Muller fraction off by one in the magic constant", VM,
+             "- 4503599627370496.0", "- 4503599627370495.0",
+             (TR + "::test_scheme_v2_numbers_are_frozen",)),
+]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default=None)
+    args = ap.parse_args()
+    ms = [m for m in MUTATIONS if not args.only or m.id in set(args.only.split(","))]
+    rows = run(ms)
+    print(table(rows))
+    return 0 if all(r["caught"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
