@@ -510,6 +510,28 @@ def sincos(x):
     NaN). Cody-Waite reduction for ``|x| < 2^20``, exact Payne-Hanek reduction above."""
     ax = abs(x)
     q, rh, rl = _sincos_reduce(ax)
+    return _sincos_finish(x, ax, q, rh, rl)
+
+
+@jit(inline="always")
+def sincos_cw(x):
+    """:func:`sincos` for ``|x| < 2^20`` only, with the same bits there (the Cody-Waite branch alone: no table
+    and no uint64 arithmetic, so a loop calling it vectorizes on AVX2 hosts too, where the full one stays
+    scalar). Garbage beyond: callers check :func:`cw_out` and fall back to :func:`sincos` (the generated block
+    kernels of expression potentials rerun the block)."""
+    ax = abs(x)
+    q, rh, rl = _reduce_cody_waite(select(ax < CODY_WAITE_MAX, ax, 0.0))
+    return _sincos_finish(x, ax, q, rh, rl)
+
+
+@jit(inline="always")
+def cw_out(x):
+    """``1`` when :func:`sincos_cw` does not apply to ``x`` (``|x| >= 2^20``, inf or NaN), else ``0``."""
+    return 0 if abs(x) < CODY_WAITE_MAX else 1
+
+
+@jit(inline="always")
+def _sincos_finish(x, ax, q, rh, rl):
     sr, cr = _sincos_kernel(rh, rl)
     swap = (q & np.int64(1)) == 1  # quadrants 1 and 3: sin and cos exchange roles
     sn = select(swap, cr, sr)

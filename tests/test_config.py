@@ -54,7 +54,7 @@ def test_seed_config_as_written(tmp_path, monkeypatch):
     assert isinstance(job.sde, st.OverdampedLangevin) and job.sde.kT == 1.0
     assert job.x0.shape == (20000, 1) and job.x0.min() >= -10 and job.x0.max() <= 10
     assert job.integrate == dict(t0=0.0, t1=50.0, dt=0.05, save_every=10, method="euler_maruyama", seed=0,
-                                 driver="auto")
+                                 driver="auto", precision="float64")
     assert str(job.out) == "seed_langevin.h5"
     again = prepare_simulation(load_config(_cfg(tmp_path, SEED_CONFIG)))
     np.testing.assert_array_equal(job.x0, again.x0)  # the initial draw is fixed by the integrate seed
@@ -83,6 +83,7 @@ def test_seed_config_as_written(tmp_path, monkeypatch):
     (('path = "seed_langevin.h5"', 'path = "seed_langevin.h5"\nflush_interval = -1'), "output", "flush_interval"),
     (('path = "seed_langevin.h5"', 'path = "nowhere/run.h5"'), "output", "path"),
     (("t1 = 50.0", "t1 = 0.0"), "integrate", "t1"),
+    (("seed = 0", 'seed = 0\nprecision = "float16"'), "integrate", "precision"),
 ])
 def test_errors_name_table_and_key(tmp_path, monkeypatch, edit, table, key):
     monkeypatch.chdir(tmp_path)
@@ -175,3 +176,20 @@ def test_tables_are_extensible():
         load_config({"score_test": {"depth": 2}})
     with pytest.raises(ConfigError, match=r"unknown table \[sde\]"):
         load_config({"sde": {"type": "vpsde"}}, allowed_tables=("score_test",))
+
+
+def test_precision_float32_from_a_config(tmp_path, monkeypatch):
+    """``[integrate] precision = "float32"``: the job runs in float32 and, without ``[output] dtype``, stores
+    float32 frames; ``dtype = "float64"`` stores the same float32 states wider."""
+    monkeypatch.chdir(tmp_path)
+    text = (SEED_CONFIG.replace("seed = 0", 'seed = 0\nprecision = "float32"').replace("n_paths = 20000", "n_paths = 50")
+            .replace("t1 = 50.0", "t1 = 1.0"))
+    job = prepare_simulation(load_config(_cfg(tmp_path, text)))
+    assert job.integrate["precision"] == "float32" and job.output["dtype"] is None
+    traj = st.simulate(job.sde, job.x0, out=job.out, progress=False, **job.integrate, **job.output)
+    assert np.asarray(traj.x).dtype == np.float32 and traj.meta["precision"] == "float32"
+    wide = prepare_simulation(load_config(_cfg(tmp_path, text.replace('path = "seed_langevin.h5"',
+                                                                      'path = "wide.h5"\ndtype = "float64"'))))
+    t64 = st.simulate(wide.sde, wide.x0, out=wide.out, progress=False, **wide.integrate, **wide.output)
+    assert np.asarray(t64.x).dtype == np.float64
+    np.testing.assert_array_equal(np.asarray(t64.x), np.asarray(traj.x).astype(np.float64))

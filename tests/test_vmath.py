@@ -483,3 +483,35 @@ def test_float32_sincos_loops_vectorize_with_avx2():
         ir = _ir(disp)
         assert re.search(rf"<{width} x double>", ir), disp.py_func.__name__
         assert not re.findall(r"call [^@]*@((?:llvm\.)?(?:sin|cos)(?:\.f(32|64))?)\(", ir)
+
+
+@jit
+def _map_sincos_cw(x, s, c):
+    bad = 0
+    for i in range(x.shape[0]):
+        s[i], c[i] = V.sincos_cw(x[i])
+        bad += V.cw_out(x[i])
+    return bad
+
+
+def test_sincos_cody_waite_form_gives_the_same_bits_and_vectorizes():
+    """The float64 Cody-Waite-only ``sincos_cw`` (the optimistic pass of the expression block kernels) equals
+    ``sincos`` bit for bit below 2^20, flags every other argument, and a loop calling it vectorizes on AVX2 hosts
+    too (the full ``sincos`` does only with AVX-512)."""
+    r = _rng("sincos_cw", 0)
+    x = np.concatenate([r.uniform(-20, 20, 200_000), _near_multiples_of_pio2(r, 100_000, 2**19),
+                        _loguniform(r, 100_000, -320, 7, signed=True), np.array(SPECIAL), _random_bits(r, 10_000)])
+    s, c = np.empty_like(x), np.empty_like(x)
+    s2, c2 = np.empty_like(x), np.empty_like(x)
+    _map_sincos(x, s, c)
+    n_out = _map_sincos_cw(x, s2, c2)
+    small = np.abs(x) < 2.0**20
+    assert n_out == int((~small).sum()) > 0
+    assert np.array_equal(s2[small].view(np.uint64), s[small].view(np.uint64))
+    assert np.array_equal(c2[small].view(np.uint64), c[small].view(np.uint64))
+    if JIT:
+        import llvmlite.binding as ll
+
+        features = ll.get_host_cpu_features().flatten()
+        if "+avx2" in features or "+avx512f" in features:
+            assert re.search(r"<(4|8|16) x double>", _ir(_map_sincos_cw))

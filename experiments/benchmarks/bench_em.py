@@ -214,10 +214,11 @@ def time_to_accuracy(n=100_000, T=30.0, tol=0.02, threads=None):
     x0 = np.random.default_rng(0).uniform(-10, 10, (n, 1))
     seed = st.OverdampedLangevin(SEED_EXPR)
 
-    def sim(method):
+    def sim(method, precision="float64"):
         def run(h):
-            r = st.simulate(seed, x0, t1=T, dt=h, method=method, seed=1, save_every=10**9, progress=False)
-            return r.final[:, 0]
+            r = st.simulate(seed, x0, t1=T, dt=h, method=method, seed=1, save_every=10**9, progress=False,
+                            precision=precision)
+            return r.final[:, 0].astype(np.float64)
         return run
 
     def mala(h):
@@ -255,11 +256,14 @@ def time_to_accuracy(n=100_000, T=30.0, tol=0.02, threads=None):
     # compile outside the timings
     st.simulate(seed, x0[:8], t1=0.1, dt=0.05, progress=False)
     st.simulate(seed, x0[:8], t1=0.1, dt=0.05, method="leimkuhler_matthews", progress=False)
+    st.simulate(seed, x0[:8], t1=0.1, dt=0.05, method="leimkuhler_matthews", progress=False, precision="float32")
     mala(T / 2)
     recipes = [("torch float32 EM (seed's recipe)", torch_em, (0.05, 0.025, 0.0125, 0.00625)),
                ("numpy EM", numpy_em, (0.05, 0.025, 0.0125, 0.00625)),
                ("st EM (fused)", sim("euler_maruyama"), (0.05, 0.025, 0.0125, 0.00625)),
                ("st Leimkuhler-Matthews (fused)", sim("leimkuhler_matthews"), (0.2, 0.1, 0.05, 0.025)),
+               ("st Leimkuhler-Matthews (fused, float32)", sim("leimkuhler_matthews", "float32"),
+                (0.2, 0.1, 0.05, 0.025)),
                ("st MALA (fused)", mala, (0.4, 0.2, 0.1, 0.05))]
     rows = []
     for name, fn, steps in recipes:

@@ -425,7 +425,7 @@ class MullerBrown(Potential):
 def _numba_namespace(f32: bool = False) -> dict:
     ns = {k: getattr(math, k) for k in dir(math) if not k.startswith("_")}
     ns.update(exp=_vmath.exp, log=_vmath.log, sin=_vmath.sin, cos=_vmath.cos, tanh=_vmath.tanh, pow=_vmath.pow,
-              sincos=_vmath.sincos)
+              sincos=_vmath.sincos, sincos_cw=_vmath.sincos_cw, _cwout=_vmath.cw_out)
     if f32:  # float32 rows: float32 constants, float32 sin/cos; exp/log/tanh/pow in float64, rounded once
         ns.update(_f=np.float32, sin=_vmath.sin_f32, cos=_vmath.cos_f32, sincos=_vmath.sincos_f32,
                   sincos_cw=_vmath.sincos_f32_cw, _cwout=_vmath.f32_cw_out, exp=_F32_WRAPPED["exp"],
@@ -459,10 +459,13 @@ def _numba_source(name: str, syms, exprs, outputs: bool, block: bool = False, f3
     ``_out[i] = exprs[i]``, for ``_x`` a row holding ``syms``; with ``block=True`` (``outputs`` only), the same
     statements in a loop over the rows of an ``(n, dim)`` block, ``_out[_i, k] = exprs[k](_x[_i])``.
 
+    A block with sin/cos runs the Cody-Waite-only ``sincos_cw`` (it vectorizes on AVX2 hosts too, where the
+    full-range one stays scalar) and reruns itself with the full-range ``sincos`` when an argument is out of its
+    range (the same bits either way, so a row's value never depends on the other rows; see
+    :mod:`sde_toolkit._vmath`).
+
     ``f32=True`` (float32 rows): numbers become float32 constants (``_f(...)``; a Python number would promote the
-    arithmetic to float64), integer powers stay integer, sin/cos are the float32 kernels, and a block runs the
-    Cody-Waite-only ``sincos_cw`` and reruns itself with the full-range ``sincos`` when an argument is out of its
-    range (the same bits; see :mod:`sde_toolkit._vmath`)."""
+    arithmetic to float64), integer powers stay integer, and sin/cos are the float32 kernels."""
     import sympy as sp
     from sympy.printing.precedence import precedence
     from sympy.printing.pycode import PythonCodePrinter
@@ -553,7 +556,7 @@ def _numba_source(name: str, syms, exprs, outputs: bool, block: bool = False, f3
         else:
             stores = [f"_out[_i, {i}] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
             head = f"def {name}(_x, _out):\n    _n = _x.shape[0]\n"
-        if f32 and pairs:  # the optimistic Cody-Waite loop, and the full-range rerun when it did not apply
+        if pairs:  # the optimistic Cody-Waite loop, and the full-range rerun when it did not apply
             body = (["    _bad = 0", "    for _i in range(_n):"] + render(True, ind) + [ind + t for t in stores]
                     + ["    if _bad > 0:", "        for _i in range(_n):"] + render(False, ind + "    ")
                     + [ind + "    " + t for t in stores])
