@@ -598,7 +598,7 @@ def _two_sum4(a, b):
 
 @jit(inline="always")
 def _f32_reduce_cw(xd):
-    """``(n, r)``: ``x = n pi/2 + r``, ``|r| <= pi/4`` (float64 ``xd`` holding a float32, ``|x| < 2^24``)."""
+    """``(n, r)``: ``x = n pi/2 + r``, ``|r| <= pi/4`` (float64 ``xd >= 0`` holding a float32, ``x < 2^24``)."""
     n = np.floor(xd * TWO_OVER_PI + 0.5)
     r = ((xd - n * _CW1) - n * _CW2) - n * _CW3
     return n, r
@@ -606,7 +606,8 @@ def _f32_reduce_cw(xd):
 
 @jit(inline="always")
 def _f32_reduce_exact(xd):
-    """``(n, r)`` as :func:`_f32_reduce_cw` for every float32 (n modulo 4 only; see above)."""
+    """``(n, r)`` as :func:`_f32_reduce_cw` for every float32 ``xd >= 0`` (n modulo 4 only; see above). The
+    argument must not be negative: a tiny negative chunk product modulo 4 rounds to 4.0 and loses its bits."""
     s01, e01 = _two_sum4(_mod4(xd * _P0), _mod4(xd * _P1))
     s23, e23 = _two_sum4(_mod4(xd * _P2), _mod4(xd * _P3))
     s45, e45 = _two_sum4(_mod4(xd * _P4), _mod4(xd * _P5))
@@ -620,6 +621,7 @@ def _f32_reduce_exact(xd):
 
 @jit(inline="always")
 def _f32_finish(xd, n, r):
+    """sin and cos of ``xd`` from the reduction ``|xd| = n pi/2 + r`` (sin is odd: its sign follows ``xd``)."""
     q = _mod4(n)
     sr = _sin_poly(r)
     cr = _cos_poly(r)
@@ -628,6 +630,7 @@ def _f32_finish(xd, n, r):
     cs = select(odd, sr, cr)
     sn = select(q >= 2.0, -sn, sn)  # sin < 0 in quadrants 2 and 3
     cs = select((q == 1.0) | (q == 2.0), -cs, cs)  # cos < 0 in quadrants 1 and 2
+    sn = select(xd < 0.0, -sn, sn)
     sn = select(abs(xd) < F32_TINY, xd, sn)
     finite = abs(xd) < INF
     return np.float32(select(finite, sn, NAN)), np.float32(select(finite, cs, NAN))
@@ -638,10 +641,10 @@ def sincos_f32(x):
     """``(sin x, cos x)`` of a float32 ``x`` as float32, for every float32 (inf and NaN give NaN), each within 1
     ulp of the correctly rounded float32 result (a float64 argument is first rounded to float32)."""
     xd = np.float64(np.float32(x))
-    xr = select(abs(xd) < INF, xd, 0.0)  # inf and NaN: computed on 0, replaced by NaN at the end
+    xr = select(abs(xd) < INF, abs(xd), 0.0)  # |x|; inf and NaN: computed on 0, replaced by NaN at the end
     n1, r1 = _f32_reduce_cw(xr)
     n2, r2 = _f32_reduce_exact(xr)
-    small = abs(xr) < F32_CW_MAX
+    small = xr < F32_CW_MAX
     return _f32_finish(xd, select(small, n1, n2), select(small, r1, r2))
 
 
@@ -650,7 +653,7 @@ def sincos_f32_cw(x):
     """:func:`sincos_f32` for ``|x| < 2^24`` only (the same bits there; garbage beyond: check
     :func:`f32_cw_out`)."""
     xd = np.float64(np.float32(x))
-    n, r = _f32_reduce_cw(select(abs(xd) < INF, xd, 0.0))
+    n, r = _f32_reduce_cw(select(abs(xd) < INF, abs(xd), 0.0))
     return _f32_finish(xd, n, r)
 
 

@@ -74,7 +74,7 @@ def _run_simulation(ctx: ExperimentContext, *, name: str = "trajectory"):
     ctx.metrics["simulation"] = {
         "n_paths": int(traj.n_paths), "dim": int(traj.dim), "n_steps": int(n_steps), "n_frames": int(len(traj.t)),
         "method": job.integrate["method"], "dt": job.integrate["dt"], "seed": int(job.integrate["seed"]),
-        "wall_time_s": wall, "particle_steps_per_s": traj.n_paths * n_steps / max(wall, 1e-12),
+        "precision": job.integrate.get("precision", "float64"), "wall_time_s": wall, "particle_steps_per_s": traj.n_paths * n_steps / max(wall, 1e-12),
         "file": str(job.out),
     }
     return job, traj
