@@ -566,8 +566,9 @@ def cos(x):
 #   products modulo 4, summed in a tree of two-sums (independent terms: a short dependency chain), give
 #   ``x 2/pi mod 4`` to ~2^-75 absolute whatever the exponent (2/pi to 203 bits; float32 reaches 2^128), far below
 #   the closest approach of a float32 to a multiple of pi/2 (~2^-30 relative).
-# The float64 polynomials of the noise transform then give sin and cos of the remainder, and rounding to float32
-# gives the correctly rounded result except within ~2^-29 relative of a tie (tests/test_vmath.py measures it).
+# Float64 Taylor polynomials (to x^11 / x^12, error < 7e-12 relative) then give sin and cos of the remainder, and
+# rounding to float32 gives the correctly rounded result except next to a tie (max 0.5001 float32 ulp measured by
+# tests/test_vmath.py on 1e7 points).
 # :func:`sincos_f32` selects between the two reductions per element (so every element's bits are a function of
 # that element alone); the generated block kernels run the Cody-Waite-only :func:`sincos_f32_cw` optimistically
 # and rerun the block with :func:`sincos_f32` when any argument is out of its range (``f32_cw_out``), which gives
@@ -619,12 +620,28 @@ def _f32_reduce_exact(xd):
     return n, ((s - n) + c) * PI_2  # s - n is exact (Sterbenz)
 
 
+# Taylor polynomials to x^11 / x^12 on |r| <= pi/4, evaluated in float64: truncation below 7e-12 relative, far
+# below float32's 6e-8 (the float64 kernels' longer polynomials would only cost time here)
+@jit(inline="always")
+def _sin_poly_f32(x):
+    x2 = x * x
+    return x * (1.0 + x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (
+        1.0 / 362880.0 + x2 * (-1.0 / 39916800.0))))))
+
+
+@jit(inline="always")
+def _cos_poly_f32(x):
+    x2 = x * x
+    return 1.0 + x2 * (-0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (
+        -1.0 / 3628800.0 + x2 * (1.0 / 479001600.0))))))
+
+
 @jit(inline="always")
 def _f32_finish(xd, n, r):
     """sin and cos of ``xd`` from the reduction ``|xd| = n pi/2 + r`` (sin is odd: its sign follows ``xd``)."""
     q = _mod4(n)
-    sr = _sin_poly(r)
-    cr = _cos_poly(r)
+    sr = _sin_poly_f32(r)
+    cr = _cos_poly_f32(r)
     odd = (q == 1.0) | (q == 3.0)
     sn = select(odd, cr, sr)
     cs = select(odd, sr, cr)
