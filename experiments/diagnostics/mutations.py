@@ -208,21 +208,27 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(mutations, description: str) -> int:
+    """The command line of a mutation script: ``--only ID[,ID...]``, ``--out FILE``; exit status 1 when a bug is
+    missed (the issue-specific scripts call this with their own list)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--only", default=None, help="comma-separated mutation ids")
     ap.add_argument("--out", default=None, help="write the Markdown table to this file")
     args = ap.parse_args()
-    ms = MUTATIONS
+    ms = mutations
     if args.only:
         want = set(args.only.split(","))
-        ms = [m for m in MUTATIONS if m.id in want]
+        ms = [m for m in mutations if m.id in want]
     rows = run(ms)
     text = table(rows)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
     return 0 if all(r["caught"] for r in rows) else 1
+
+
+def main() -> int:
+    return cli(MUTATIONS, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

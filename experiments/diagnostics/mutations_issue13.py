@@ -5,13 +5,12 @@ Usage: python experiments/diagnostics/mutations_issue13.py [--only ID[,ID...]]
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mutations import Mutation, run, table  # noqa: E402
+from mutations import Mutation, cli  # noqa: E402
 
 F = "sde_toolkit/score/fewstep.py"
 T = "tests/score/test_fewstep.py"
@@ -57,13 +56,7 @@ MUTATIONS = [
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default=None)
-    args = ap.parse_args()
-    ms = [m for m in MUTATIONS if not args.only or m.id in set(args.only.split(","))]
-    rows = run(ms)
-    print(table(rows))
-    return 0 if all(r["caught"] for r in rows) else 1
+    return cli(MUTATIONS, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
