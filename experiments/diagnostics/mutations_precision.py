@@ -38,7 +38,7 @@ MUTATIONS = [
     Mutation("f32-expr-int64", "expression float32 code prints integers as Python ints (promotes to float64)", POT,
              'return f"_f({int(e)})"', 'return f"{int(e)}"',
              (T + "::test_one_lm_step_on_the_seed_density_in_float32",)),
-    Mutation("f32-expr-no-rerun", "float32 block never reruns with the full-range sincos", POT,
+    Mutation("f32-expr-no-rerun", "expression block (float32 and float64) never reruns with the full-range sincos", POT,
              '    if _bad > 0:"', '    if _bad > 10**9:"',
              (T + "::test_block_fallback_for_huge_arguments_keeps_every_other_row",)),
     Mutation("f32-batched-inf", "batched divergence bound compared in float32 (inf passes)", DRV,

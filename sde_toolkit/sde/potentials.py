@@ -454,6 +454,12 @@ def _f32_wrappers() -> dict:
 _F32_WRAPPED = _f32_wrappers()
 
 
+def _out_of_line_jit(func):
+    from .._jit import jit
+
+    return jit(func)
+
+
 def _numba_source(name: str, syms, exprs, outputs: bool, block: bool = False, f32: bool = False) -> str:
     """The source of ``name(_x)`` returning ``exprs[0]`` (``outputs=False``) or ``name(_x, _out)`` writing
     ``_out[i] = exprs[i]``, for ``_x`` a row holding ``syms``; with ``block=True`` (``outputs`` only), the same
@@ -556,13 +562,15 @@ def _numba_source(name: str, syms, exprs, outputs: bool, block: bool = False, f3
         else:
             stores = [f"_out[_i, {i}] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
             head = f"def {name}(_x, _out):\n    _n = _x.shape[0]\n"
-        if pairs:  # the optimistic Cody-Waite loop, and the full-range rerun when it did not apply
-            body = (["    _bad = 0", "    for _i in range(_n):"] + render(True, ind) + [ind + t for t in stores]
-                    + ["    if _bad > 0:", "        for _i in range(_n):"] + render(False, ind + "    ")
-                    + [ind + "    " + t for t in stores])
-        else:
-            body = ["    for _i in range(_n):"] + render(False, ind) + [ind + t for t in stores]
-        return head + "\n".join(body) + "\n"
+        full = ["    for _i in range(_n):"] + render(False, ind) + [ind + t for t in stores]
+        if not pairs:
+            return head + "\n".join(full) + "\n"
+        # the optimistic Cody-Waite loop, and the full-range rerun when it did not apply: a separate function
+        # ``_full_<name>`` that the caller compiles out of line (inlined, it would double the kernel's compile time)
+        fast = (["    _bad = 0", "    for _i in range(_n):"] + render(True, ind) + [ind + t for t in stores]
+                + ["    if _bad > 0:", f"        _full_{name}(_x, _out)"])
+        return (head.replace(f"def {name}(", f"def _full_{name}(") + "\n".join(full) + "\n\n\n"
+                + head + "\n".join(fast) + "\n")
     lines = render(False, ind)
     if outputs:
         lines += [f"    _out[{i}] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
@@ -640,6 +648,8 @@ class ExpressionPotential(Potential):
         f32 = dtype is np.float32
         ns = _numba_namespace(f32)
         exec(_numba_source("grad_block", self._syms, self._grad_exprs, outputs=True, block=True, f32=f32), ns)
+        if "_full_grad_block" in ns:  # the rare full-range rerun: compiled on its own, called, never inlined
+            ns["_full_grad_block"] = _out_of_line_jit(ns["_full_grad_block"])
         return jit(ns["grad_block"])
 
 
