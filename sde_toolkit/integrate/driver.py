@@ -35,7 +35,7 @@ import numpy as np
 from .. import _random as R
 from .._jit import compile_kernel, numba_config, piece
 from .._progress import Progress
-from .methods import Method
+from .methods import Method, fused_for
 from .plan import RunPlan, step_times
 from .trajectory import DivergenceError
 
@@ -123,17 +123,9 @@ def face_of(sde, dtype) -> Any:
     """``sde.numba_face`` for state type ``dtype``: models that declare ``float32_face`` build their kernels with
     constants of that type (float32 arithmetic throughout); the others' float64 constants promote the arithmetic
     inside their kernels, whose results are rounded to the state type when stored (correct, only slower)."""
-    if np.dtype(dtype) != np.float64 and getattr(sde, "float32_face", False):
+    if np.dtype(dtype) != np.float64 and sde.float32_face:
         return sde.numba_face(piece, dtype=np.dtype(dtype).type)
     return sde.numba_face(piece)
-
-
-def fused_parts(method: Method, sde, face, h: float, dtype) -> dict:
-    """``method.fused`` for state type ``dtype`` (``dtype=`` is passed only for float32: a method registered
-    from outside that lists only float64 in ``precisions`` keeps its old signature)."""
-    if np.dtype(dtype) == np.float64:
-        return method.fused(sde, face, h, piece)
-    return method.fused(sde, face, h, piece, dtype=np.dtype(dtype).type)
 
 
 def _build(sde, method: Method, h: float, legacy: bool,
@@ -141,7 +133,7 @@ def _build(sde, method: Method, h: float, legacy: bool,
     """The chunk kernel, and the carry-init and aux kernels (``None`` without carry / without aux)."""
     FT = np.dtype(precision).type  # the state type: float64, or float32 (then the step arithmetic is float32)
     face = face_of(sde, FT)
-    parts = fused_parts(method, sde, face, h, FT)
+    parts = fused_for(method, sde, face, h, piece, FT)
     step = piece(parts["step"])
     make_ws = piece(parts["make_ws"])
     init_fn = piece(parts["init_carry"])
@@ -431,7 +423,7 @@ def run(sde, method: Method, plan: RunPlan, x: np.ndarray, sink, *, carry: np.nd
                             R._normals_block(key0, key1, np.uint64(R.LANE_NOISE),
                                              np.uint64(kk + method.noise_lookahead), 1,
                                              np.uint64((plan.path_offset) * NZ), n * NZ, zb)
-                            z = zb[0, : n * NZ].reshape(n, NZ).astype(FT, copy=False)
+                            z = zb[0, : n * NZ].reshape(n, NZ)
                     if NU > 0:
                         R._uniforms_block(key0, key1, np.uint64(R.LANE_UNIFORM), np.uint64(kk), 1,
                                           np.uint64(plan.path_offset), n, ub)

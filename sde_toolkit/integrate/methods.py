@@ -44,6 +44,7 @@ __all__ = [
     "get_method",
     "supported_methods",
     "em_increment",
+    "fused_for",
 ]
 
 NOISE_CODES = {"diagonal": 0, "scalar": 1, "general": 2}
@@ -142,6 +143,14 @@ class Method(abc.ABC):
         """``{"make_ws": ..., "step": ..., "init_carry": ..., "aux": ...}`` plain functions (see the module
         docstring; ``init_carry(x, carry, t)`` and ``aux(x, carry, out)`` work on one chunk). ``dtype``: the
         state type (see ``precisions``)."""
+
+
+def fused_for(method: Method, sde: SDE, face, h: float, jit, dtype=np.float64) -> dict[str, Any]:
+    """``method.fused`` for state type ``dtype``. ``dtype=`` is passed only for float32, so a method registered
+    from outside that lists only float64 in ``precisions`` keeps the four-argument signature."""
+    if np.dtype(dtype) == np.float64:
+        return method.fused(sde, face, h, jit)
+    return method.fused(sde, face, h, jit, dtype=np.dtype(dtype).type)
 
 
 def _no_carry(x, carry, t):

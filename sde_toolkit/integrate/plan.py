@@ -20,7 +20,8 @@ from .._version import __version__
 from ..sde.base import SDE
 from .methods import Method, get_method
 
-__all__ = ["RunPlan", "make_plan", "save_steps", "n_saved", "step_times", "FLOAT_MAX", "PRECISIONS", "check_precision"]
+__all__ = ["RunPlan", "make_plan", "save_steps", "n_saved", "step_times", "FLOAT_MAX", "PRECISIONS",
+           "check_precision"]
 
 FLOAT_MAX = sys.float_info.max
 # A run holds at most this many saved frames and paths (beyond, arrays and files become impractical; the check
@@ -143,7 +144,8 @@ class RunPlan:
             driver=str(d["driver"]), noise=parse_scheme(d.get("noise_scheme", NOISE_V1)),
             max_abs=math.inf if max_abs is None else float(max_abs), save_start=int(d.get("save_start", 0)),
             save_last=bool(d.get("save_last", True)), path_offset=int(d.get("path_offset", 0)),
-            precision=check_precision(d.get("precision", "float64")), meta={"increments": bool(d.get("increments", False))},
+            precision=check_precision(d.get("precision", "float64")),
+            meta={"increments": bool(d.get("increments", False))},
         )
 
     def with_(self, **changes) -> RunPlan:
@@ -209,9 +211,8 @@ def make_plan(sde: SDE, x0: np.ndarray, *, t0, t1=None, dt=None, save_every=1, m
     precision = check_precision(precision)
     if precision != "float64" and scheme == NOISE_V1:
         raise ValueError("precision='float32' needs noise scheme v2 (v1 is kept to resume float64 files)")
-    if precision not in getattr(meth, "precisions", ("float64",)):
-        raise ValueError(f"method {meth.name!r} runs in {list(getattr(meth, 'precisions', ('float64',)))} only, "
-                         f"not precision={precision!r}")
+    if precision not in meth.precisions:
+        raise ValueError(f"method {meth.name!r} runs in {list(meth.precisions)} only, not precision={precision!r}")
     if scheme == NOISE_V1 and (meth.n_uniforms(sde) or meth.carry_dim(sde)):
         raise ValueError(f"noise scheme v1 is kept for simulate's legacy methods; {meth.name} needs v2")
     if increments is not None and meth.noise_lookahead:
@@ -227,5 +228,6 @@ def make_plan(sde: SDE, x0: np.ndarray, *, t0, t1=None, dt=None, save_every=1, m
         n_paths=n, dim=sde.dim, noise_dim=meth.n_normals(sde), t0=t0, t1=t1, dt=dt, h=h, n_steps=n_steps,
         save_every=save_every, seed=resolve_seed(seed), method=meth.name, driver=chosen, noise=scheme,
         max_abs=max_abs, save_start=save_start, save_last=bool(save_last),
-        path_offset=_checks.count(path_offset, "path_offset", 0), precision=precision, meta={"increments": increments is not None},
+        path_offset=_checks.count(path_offset, "path_offset", 0), precision=precision,
+        meta={"increments": increments is not None},
     )

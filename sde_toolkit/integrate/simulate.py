@@ -190,10 +190,13 @@ def simulate(sde: SDE, x0, *, t1: float, dt: float, t0: float = 0.0, save_every:
 
 
 def open_file_sink(out, plan: RunPlan, sde: SDE, x0: np.ndarray, **options: Any):
-    """The H5MD writer of a run: the file format gets the plan as a header dict, the saved steps and ``x0``."""
+    """The H5MD writer of a run: the file format gets the plan as a header dict, the saved steps and ``x0``.
+    The frames are stored as ``options["dtype"]``, by default the plan's precision."""
     from ..io import open_sink
     from ..sde.registry import try_to_config
 
+    if options.get("dtype") is None:
+        options["dtype"] = plan.precision
     return open_sink(out, plan.to_dict(), plan.save_steps, x0, sde=repr(sde),
                      sde_class=f"{type(sde).__module__}.{type(sde).__qualname__}", sde_config=try_to_config(sde),
                      **options)

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ..integrate.methods import EulerMaruyama, Method, em_increment
+from ..integrate.methods import EulerMaruyama, Method, em_increment, fused_for
 
 
 class MetropolisAdjusted(Method):
@@ -184,8 +184,7 @@ class WithEnergy(Method):
         return np.concatenate([self.inner.batched_aux(sde, x, carry), e], axis=1)
 
     def fused(self, sde, face, h, jit, dtype=np.float64):
-        parts = dict(self.inner.fused(sde, face, h, jit) if dtype is np.float64 else
-                     self.inner.fused(sde, face, h, jit, dtype=dtype))
+        parts = dict(fused_for(self.inner, sde, face, h, jit, dtype))
         inner_aux = jit(parts["aux"])
         energy = self.potential.numba_energy(jit)
         q = self.qdim

@@ -29,7 +29,7 @@ from .. import _random as R
 from .._progress import Progress
 from ..integrate import driver as _driver
 from ..integrate.methods import EulerMaruyama, LeimkuhlerMatthews, Method, Splitting
-from ..integrate.plan import check_precision, make_plan
+from ..integrate.plan import make_plan
 from ..sde.base import SDE
 from ..sde.langevin import OverdampedLangevin, UnderdampedLangevin
 from ..sde.potentials import Potential, ScorePotential
@@ -384,7 +384,6 @@ def langevin(
             "(need (n_steps - burn_in) // thin >= 1)"
         )
     n_threads = _n_threads(n_threads)
-    precision = check_precision(precision)
     is_potential = isinstance(target, Potential)
     if not is_potential and not callable(target):
         raise TypeError(f"target must be a Potential or a score callable, got {type(target).__name__}")
@@ -437,7 +436,8 @@ def langevin(
             out, n_kept=n_kept, n_chains=n, dim=d, method=method, step=h, kT=kT, gamma=gamma, n_steps=n_steps,
             burn_in=burn_in, thin=thin, seed=seed, backend=used, has_energies=records_energy,
             has_accepted=method == "mala", has_momentum=method == "baoab", overwrite=overwrite,
-            config={"target": repr(target), "t": t, "store_energy": bool(store_energy), "precision": precision},
+            config={"target": repr(target), "t": t, "store_energy": bool(store_energy),
+                    "precision": plan.precision},
         )
     rec = _Recorder(n_kept, n, d, energy_col, accept_col, writer, dtype=plan.state_dtype)
     desc = f"mcmc {method}"

@@ -305,8 +305,6 @@ def run_shard(folder: str, shard: _Shard, threads: int = 1) -> dict:
         _check_contract(job.sde, x, plan.t0, plan.method)
         x = _checks.in_range_of(x, plan.state_dtype, "x0")
         opts = {k: v for k, v in job.output.items() if k != "overwrite"}
-        if opts.get("dtype") is None:
-            opts["dtype"] = plan.precision
         sink = open_file_sink(out, plan, job.sde, x, config=shard.config, overwrite=False, **opts)
         try:
             run_plan(job.sde, plan, x, sink, progress=False, threads=threads, out_label=str(out))

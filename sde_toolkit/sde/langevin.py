@@ -88,7 +88,7 @@ class OverdampedLangevin(SDE):
         """The kernels; ``dtype=np.float32``: float32 constants here and in potentials with ``float32_grad``
         (the others' gradients compute in float64 and round on store). ``log_target`` stays float64."""
         FT = dtype
-        f32 = FT is not np.float64 and getattr(self.potential, "float32_grad", False)
+        f32 = FT is not np.float64 and self.potential.float32_grad
         kw = {"dtype": FT} if f32 else {}
         grad = self.potential.numba_grad(jit, **kw)
         energy = self.potential.numba_energy(jit) if self.potential.has_energy else None
